@@ -1,0 +1,141 @@
+"""The things SnippetVault keeps: plain, immutable values with no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: UUID
+    email: str
+    hashed_password: str
+    is_verified: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Snippet:
+    id: UUID
+    owner_id: UUID
+    ref: int
+    """The short number the owner types (`/get 3`); unique per owner, never reused."""
+    title: str
+    code: str
+    language: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SnippetSummary:
+    id: UUID
+    ref: int
+    title: str
+    language: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.offset > 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.items) < self.total
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A login of one user in one chat; the JWT names it by `jti`."""
+
+    jti: str
+    user_id: UUID
+    chat_id: int
+    token: str
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class TokenPurpose(enum.StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"
+
+
+@dataclass(frozen=True, slots=True)
+class OneTimeToken:
+    """A verification or reset secret; only its SHA-256 is stored."""
+
+    token_hash: str
+    user_id: UUID
+    purpose: TokenPurpose
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFlow:
+    """Where a chat is in a step-by-step command (`/login` asking for the password, …)."""
+
+    chat_id: int
+    name: str
+    step: str
+    data: dict[str, str] = field(default_factory=dict)
+    version: int = 0
+    """Optimistic-lock counter: saving a flow whose version moved on meanwhile fails."""
+    expires_at: datetime | None = None
+
+
+class EmailKind(enum.StrEnum):
+    """Each kind is one template in `mail/templates`; see `core.notifications` for contexts."""
+
+    VERIFY_EMAIL = "verify_email"
+    LOGIN_ALERT = "login_alert"
+    SNIPPET_CREATED = "snippet_created"
+    SNIPPET_DELETED = "snippet_deleted"
+    SNIPPET_RETRIEVED = "snippet_retrieved"
+    PASSWORD_RESET = "password_reset"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    id: UUID
+    to: str
+    kind: EmailKind
+    context: dict[str, Any]
+    """JSON-serialisable values the template renders."""
+    message_id: str
+    """Stable `Message-ID` header, so a resend after a crash is recognisable as the same mail."""
+    created_at: datetime
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    email: OutgoingEmail
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None = None
+    sent_at: datetime | None = None

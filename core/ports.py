@@ -1,0 +1,227 @@
+"""What core needs from the outside world, as Protocols; `storage/` and `mail/` implement them.
+
+Repositories never commit: the unit of work owns the transaction, and leaving it without
+`commit()` rolls everything back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Generic, Protocol, Self, TypeVar
+from uuid import UUID
+
+from core.entities import (
+    ChatFlow,
+    OneTimeToken,
+    OutboxItem,
+    OutgoingEmail,
+    Page,
+    Session,
+    Snippet,
+    SnippetSummary,
+    TokenPurpose,
+    User,
+)
+
+T = TypeVar("T")
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware (UTC)."""
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None:
+        """Raises `core.errors.EmailTaken` when the (normalised) email exists."""
+
+    async def get(self, user_id: UUID) -> User | None: ...
+
+    async def get_by_email(self, email: str) -> User | None:
+        """`email` is already normalised (lower-case); matching is case-insensitive."""
+
+    async def set_verified(self, user_id: UUID) -> None: ...
+
+    async def set_password(self, user_id: UUID, hashed_password: str) -> None: ...
+
+    async def next_snippet_ref(self, user_id: UUID) -> int:
+        """Atomically hands out the user's next snippet ref (1, 2, 3, …); never reuses one."""
+
+
+class SnippetRepository(Protocol):
+    async def add(self, snippet: Snippet) -> None: ...
+
+    async def get(self, snippet_id: UUID) -> Snippet | None: ...
+
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> Snippet | None: ...
+
+    async def list(self, owner_id: UUID, offset: int, limit: int) -> Page[SnippetSummary]:
+        """The owner's snippets, newest first (ties broken by ref, descending)."""
+
+    async def search(
+        self, owner_id: UUID, text: str, offset: int, limit: int
+    ) -> Page[SnippetSummary]:
+        """Case-insensitive substring match on title or code, newest first."""
+
+    async def update(self, snippet: Snippet) -> None:
+        """Stores title, code, language and updated_at of an existing snippet."""
+
+    async def delete(self, snippet_id: UUID) -> None: ...
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: Session) -> None: ...
+
+    async def get(self, jti: str) -> Session | None: ...
+
+    async def latest_for_chat(self, chat_id: int) -> Session | None:
+        """The newest session of the chat that is not revoked (it may have expired)."""
+
+    async def revoke(self, jti: str, at: datetime) -> None: ...
+
+    async def revoke_chat(self, chat_id: int, at: datetime) -> None: ...
+
+    async def revoke_user(self, user_id: UUID, at: datetime) -> None: ...
+
+
+class OneTimeTokenRepository(Protocol):
+    async def add(self, token: OneTimeToken) -> None: ...
+
+    async def get(self, token_hash: str) -> OneTimeToken | None: ...
+
+    async def use_all(self, user_id: UUID, purpose: TokenPurpose, at: datetime) -> None:
+        """Marks every unused token of that user and purpose as used."""
+
+    async def count_since(self, user_id: UUID, purpose: TokenPurpose, since: datetime) -> int:
+        """How many tokens of that purpose were issued since `since` (rate limits emails)."""
+
+
+class AttemptRepository(Protocol):
+    """Failed attempts, by key (`login:user:<id>`, `login:chat:<id>`, …), shared by processes."""
+
+    async def add(self, key: str, at: datetime) -> None: ...
+
+    async def count_since(self, key: str, since: datetime) -> int: ...
+
+    async def oldest_since(self, key: str, since: datetime) -> datetime | None: ...
+
+    async def clear(self, key: str) -> None: ...
+
+
+class FlowRepository(Protocol):
+    async def get(self, chat_id: int) -> ChatFlow | None:
+        """The chat's flow, or None when there is none or it expired."""
+
+    async def save(self, flow: ChatFlow) -> ChatFlow:
+        """Insert (version 0 → 1) or update where the stored version equals `flow.version`.
+
+        Returns the flow with its new version; raises `core.errors.FlowConflict` when another
+        update moved the version on meanwhile.
+        """
+
+    async def delete(self, chat_id: int) -> None: ...
+
+
+class Outbox(Protocol):
+    async def add(self, email: OutgoingEmail) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    users: UserRepository
+    snippets: SnippetRepository
+    sessions: SessionRepository
+    tokens: OneTimeTokenRepository
+    attempts: AttemptRepository
+    flows: FlowRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Rolls back whatever was not committed."""
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class OutboxQueue(Protocol):
+    """The worker's side of the outbox: claim due emails, then record how sending went."""
+
+    async def claim(self, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        """Atomically takes up to `limit` due emails (pending, or `sending` whose lease ran out).
+
+        Claimed rows become `sending` with attempts + 1 until the lease ends, so no other
+        worker takes them meanwhile (`FOR UPDATE SKIP LOCKED` on Postgres).
+        """
+
+    async def mark_sent(self, email_id: UUID, at: datetime) -> None: ...
+
+    async def retry_later(self, email_id: UUID, error: str, at: datetime) -> None:
+        """Back to pending, due at `at`."""
+
+    async def mark_failed(self, email_id: UUID, error: str) -> None:
+        """Parked for good (a 5xx answer, or too many attempts); shown by `snippetvault check`."""
+
+    async def counts(self) -> dict[str, int]:
+        """Number of emails per status, for `check` and the bench."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheTicket:
+    """What a cache miss saw; a later `put` stores only if nothing changed since."""
+
+    key: str
+    generation: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRead(Generic[T]):
+    value: T | None
+    ticket: CacheTicket
+
+
+@dataclass(frozen=True, slots=True)
+class CachedList:
+    """The newest snippets of one owner (at most `SnippetCache.LIST_LIMIT`) and their total."""
+
+    items: tuple[SnippetSummary, ...]
+    total: int
+
+
+class SnippetCache(Protocol):
+    """Cache-aside for snippets; every method swallows backend failures (a miss, a no-op).
+
+    Keys: `snippet:<id>`, `user:<owner_id>:snippets`. A `put` after a `forget_*` of the same
+    key (with the ticket taken before it) never stores: that is what keeps edits and deletes
+    from being undone by a slow reader.
+    """
+
+    LIST_LIMIT: int
+
+    async def get_snippet(self, snippet_id: UUID) -> CacheRead[Snippet]: ...
+
+    async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None: ...
+
+    async def get_ref(self, owner_id: UUID, ref: int) -> UUID | None:
+        """The id behind an owner's ref (refs never change meaning, so no ticket is needed)."""
+
+    async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None: ...
+
+    async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]: ...
+
+    async def put_list(self, owner_id: UUID, value: CachedList, ticket: CacheTicket) -> None: ...
+
+    async def forget_snippet(self, owner_id: UUID, snippet_id: UUID) -> None:
+        """Drops the snippet and the owner's list."""
+
+    async def forget_list(self, owner_id: UUID) -> None: ...

@@ -73,7 +73,7 @@ class Session:
 
 class TokenPurpose(enum.StrEnum):
     VERIFY_EMAIL = "verify_email"
-    RESET_PASSWORD = "reset_password"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a name, not a password
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ class EmailKind(enum.StrEnum):
     SNIPPET_CREATED = "snippet_created"
     SNIPPET_DELETED = "snippet_deleted"
     SNIPPET_RETRIEVED = "snippet_retrieved"
-    PASSWORD_RESET = "password_reset"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a name, not a password
 
 
 @dataclass(frozen=True, slots=True)

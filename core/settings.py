@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("jwt_secret", "smtp_password", "bot_webhook_secret", "telegram_bot_token",
-                     mode="before")
+    @field_validator(
+        "jwt_secret", "smtp_password", "bot_webhook_secret", "telegram_bot_token", mode="before"
+    )
     @classmethod
     def _blank_secret_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -71,9 +72,7 @@ class Settings(BaseSettings):
                     "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
                 )
             if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
-                raise ValueError(
-                    f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long"
-                )
+                raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long")
         elif not self.uses_embedded_database:
             raise ValueError(
                 "JWT_SECRET is required with an external database: set it to a random value "

@@ -1,0 +1,158 @@
+"""Passwords, session tokens and one-time secrets: small pure functions.
+
+bcrypt is slow on purpose (cost 12 ≈ 0.2 s); callers run it off the event loop, and at most a
+few hashes at once, so logins never stall other chats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import bcrypt
+import jwt
+
+from core.errors import AuthenticationError, SessionExpired, ValidationError
+
+BCRYPT_ROUNDS = 12
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_BYTES = 72
+"""bcrypt only reads 72 bytes, and bcrypt 5 raises on more: longer passwords are refused."""
+JWT_ALGORITHM = "HS256"
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+"""Typeable codes: no 0/O or 1/I look-alikes."""
+CODE_LENGTH = 8
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ValidationError(f"The password needs at least {MIN_PASSWORD_CHARS} characters.")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise ValidationError(
+            f"The password is too long: at most {MAX_PASSWORD_BYTES} bytes "
+            "(emoji and accented letters count as several)."
+        )
+
+
+class PasswordHasher:
+    """bcrypt in worker threads, with a bound on how many hash at once."""
+
+    def __init__(self, rounds: int = BCRYPT_ROUNDS, max_parallel: int = 2) -> None:
+        self._rounds = rounds
+        self._slots = asyncio.Semaphore(max_parallel)
+        self._dummy_hash = bcrypt.hashpw(b"dummy password", bcrypt.gensalt(rounds)).decode()
+
+    async def hash(self, password: str) -> str:
+        async with self._slots:
+            hashed = await asyncio.to_thread(
+                bcrypt.hashpw, password.encode(), bcrypt.gensalt(self._rounds)
+            )
+        return hashed.decode()
+
+    async def verify(self, password: str, hashed: str | None) -> bool:
+        """False for a wrong or over-long password; an unknown account (`hashed=None`) costs
+        the same time as a known one, so timing does not reveal which emails exist."""
+        candidate = password.encode()
+        if len(candidate) > MAX_PASSWORD_BYTES:
+            candidate = b"\0"  # never a match, but still costs one full check
+        async with self._slots:
+            matched = await asyncio.to_thread(
+                bcrypt.checkpw, candidate, (hashed or self._dummy_hash).encode()
+            )
+        return matched and hashed is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: UUID
+    chat_id: int
+    jti: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class SessionTokens:
+    """HS256 JWTs that name a user, a chat and a session id; the algorithm is pinned."""
+
+    REQUIRED = ("exp", "iat", "sub", "jti", "chat")
+
+    def __init__(self, secret: str, ttl: timedelta) -> None:
+        self._secret = secret
+        self.ttl = ttl
+
+    def issue(self, user_id: UUID, chat_id: int, now: datetime) -> tuple[str, TokenClaims]:
+        claims = TokenClaims(
+            user_id=user_id,
+            chat_id=chat_id,
+            jti=secrets.token_urlsafe(16),
+            issued_at=now,
+            expires_at=now + self.ttl,
+        )
+        payload: dict[str, Any] = {
+            "sub": str(user_id),
+            "chat": chat_id,
+            "jti": claims.jti,
+            "iat": int(now.timestamp()),
+            "exp": int(claims.expires_at.timestamp()),
+        }
+        return jwt.encode(payload, self._secret, algorithm=JWT_ALGORITHM), claims
+
+    def decode(self, token: str, chat_id: int, now: datetime) -> TokenClaims:
+        """Raises `SessionExpired` for an expired token, `AuthenticationError` for any other
+        fault: wrong signature or algorithm, missing claim, or a token of another chat."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                options={"require": list(self.REQUIRED)},
+                leeway=0,
+            )
+        except jwt.ExpiredSignatureError:
+            raise SessionExpired("Your session has expired.") from None
+        except jwt.InvalidTokenError:
+            raise AuthenticationError("Your session is not valid.") from None
+        try:
+            claims = TokenClaims(
+                user_id=UUID(str(payload["sub"])),
+                chat_id=int(payload["chat"]),
+                jti=str(payload["jti"]),
+                issued_at=datetime.fromtimestamp(int(payload["iat"]), tz=now.tzinfo),
+                expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=now.tzinfo),
+            )
+        except (ValueError, TypeError):
+            raise AuthenticationError("Your session is not valid.") from None
+        if claims.chat_id != chat_id:
+            raise AuthenticationError("This session belongs to another chat.")
+        if claims.expires_at <= now:
+            raise SessionExpired("Your session has expired.")
+        return claims
+
+
+def new_code() -> str:
+    """A one-time code a person can type: 8 characters, 40 bits, throttled on use."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalise_code(code: str) -> str:
+    return "".join(code.split()).upper().replace("-", "")
+
+
+def new_link_payload() -> str:
+    """For `t.me/<bot>?start=<payload>`: 128 random bits, in Telegram's allowed alphabet."""
+    return secrets.token_urlsafe(16)
+
+
+def hash_secret(value: str) -> str:
+    """One-time secrets are stored as SHA-256: they are random, so no salt or stretching."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def same_secret(left: str, right: str) -> bool:
+    return hmac.compare_digest(left.encode(), right.encode())

@@ -7,6 +7,7 @@ way and cost about the same time (one bcrypt operation) for known and unknown ad
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ from datetime import timedelta
 from core.entities import EmailKind, OneTimeToken, Session, TokenPurpose, User
 from core.errors import (
     AuthenticationError,
+    EmailTaken,
     InvalidToken,
     SessionExpired,
     Throttled,
@@ -34,11 +36,21 @@ from core.security import (
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}")
 MAX_EMAIL_CHARS = 254
+_ADDRESS_SPECIALS = frozenset('()<>[]\\,;:"')
+"""Characters that structure a header's address list: in an address they would split it into
+several mailboxes (`eve,ada@example.com`) or a display name."""
 
 
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
-    if len(email) > MAX_EMAIL_CHARS or not _EMAIL.fullmatch(email) or ".." in email:
+    if (
+        len(email) > MAX_EMAIL_CHARS
+        or not _EMAIL.fullmatch(email)
+        or ".." in email
+        # Control and format characters (NUL, DEL, zero-width space) break headers and
+        # databases, and make look-alike addresses.
+        or any(ch in _ADDRESS_SPECIALS or unicodedata.category(ch)[0] == "C" for ch in email)
+    ):
         raise ValidationError("That does not look like an email address (e.g. ada@example.com).")
     return email
 
@@ -88,17 +100,21 @@ class AccountService:
         check_password_rules(password)
         hashed = await self._hasher.hash(password)
         now = self._now()
-        async with self._uow() as uow:
-            user = await uow.users.get_by_email(email)
-            if user is None:
-                user = User(uuid.uuid4(), email, hashed, False, now)
-                await uow.users.add(user)
-            elif user.is_verified or not await self._may_email(
-                uow, user, TokenPurpose.VERIFY_EMAIL
-            ):
-                return
-            await self._send_verification(uow, user)
-            await uow.commit()
+        try:
+            async with self._uow() as uow:
+                user = await uow.users.get_by_email(email)
+                if user is None:
+                    user = User(uuid.uuid4(), email, hashed, False, now)
+                    await uow.users.add(user)
+                elif user.is_verified or not await self._may_email(
+                    uow, user, TokenPurpose.VERIFY_EMAIL
+                ):
+                    return
+                await self._send_verification(uow, user)
+                await uow.commit()
+        except EmailTaken:
+            # A concurrent signup of the same address won the insert and sends the email.
+            return
 
     async def resend_verification(self, user: User) -> bool:
         """False when the address is verified already or got too many emails this hour."""
@@ -142,7 +158,8 @@ class AccountService:
 
     async def login(self, raw_email: str, password: str, chat_id: int) -> LoginResult:
         email = normalise_email(raw_email)
-        keys = [f"login:email:{hash_secret(email)}", _chat_key("login", chat_id)]
+        account_key = f"login:email:{hash_secret(email)}"
+        keys = [account_key, _chat_key("login", chat_id)]
         async with self._uow() as uow:
             await self._check_throttle(uow, keys)
             user = await uow.users.get_by_email(email)
@@ -156,8 +173,9 @@ class AccountService:
             session = Session(claims.jti, user.id, chat_id, token, now, claims.expires_at)
             await uow.sessions.revoke_chat(chat_id, now)
             await uow.sessions.add(session)
-            for key in keys:
-                await uow.attempts.clear(key)
+            # Only the account's failures: clearing the chat's would let someone spraying
+            # guesses from one chat reset its count by logging in to an account of their own.
+            await uow.attempts.clear(account_key)
             alert = wants_email(user, EmailKind.LOGIN_ALERT)
             if alert:
                 await self._record(uow, UserLoggedIn(user, now))
@@ -267,10 +285,13 @@ class AccountService:
             if await uow.attempts.count_since(key, since) >= self._limits.failed_attempts:
                 oldest = await uow.attempts.oldest_since(key, since)
                 wait = (oldest or since) + self._limits.attempt_window - self._now()
-                minutes = max(1, round(wait.total_seconds() / 60))
+                # The oldest failure still counts at the very end of its window: waiting
+                # `retry_after` seconds must be enough, so round up past it.
+                retry_after = max(1, int(wait.total_seconds()) + 1)
+                minutes = max(1, round(retry_after / 60))
                 raise Throttled(
                     f"Too many failed attempts. Try again in {minutes} minute(s).",
-                    retry_after=max(1, int(wait.total_seconds())),
+                    retry_after=retry_after,
                 )
 
     async def _record_failure(self, uow: UnitOfWork, keys: list[str]) -> None:

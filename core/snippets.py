@@ -31,7 +31,13 @@ class Saved:
 def parse_ref(raw: str) -> int:
     """`3`, `#3` → 3. Anything else is a `ValidationError` a person can act on."""
     text = raw.strip().removeprefix("#")
-    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_REF:
+    if (
+        not text.isascii()
+        or not text.isdigit()
+        # Checked before `int()`, which refuses strings of more than 4300 digits.
+        or len(text) > len(str(MAX_REF))
+        or not 0 < int(text) <= MAX_REF
+    ):
         raise ValidationError(
             f"“{raw.strip()[:20]}” is not a snippet number. Send /list to see yours."
         )

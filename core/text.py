@@ -104,7 +104,8 @@ def decode_file(data: bytes, max_bytes: int) -> str:
     except UnicodeDecodeError:
         pass
     best = from_bytes(data).best()
-    if best is None or _looks_binary(str(best)):
+    # Without a BOM, UTF-16/32 text is full of NULs (refused above): guessing it means noise.
+    if best is None or best.encoding.startswith(("utf_16", "utf_32")) or _looks_binary(str(best)):
         raise NotText("The file is not text in any encoding I know; is it a binary file?")
     return check_code(str(best), max_bytes * 4)
 
@@ -135,7 +136,12 @@ _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         ("Go", r"^(package \w+$|func (\(\w+ \*?\w+\) )?\w+\(|import \($)"),
         ("Rust", r"^\s*(fn \w+|pub (fn|struct|enum)|use \w+::|let mut |impl\b|#\[derive)"),
-        ("TypeScript", r"^\s*(interface \w+ \{|type \w+ = |\w+\(.*: (string|number)\b)"),
+        (
+            "TypeScript",
+            # Typed members (`name: string;`) also outvote CSS's `property: value;` lines.
+            r"^\s*(interface \w+ \{|type \w+ = |\w+\(.*: (string|number)\b|"
+            r"(readonly )?\w+\??: (string|number|boolean)(\[\])?;)",
+        ),
         (
             "JavaScript",
             r"^\s*(const \w+ = |let \w+ = |function \w*\(|console\.log\(|"
@@ -152,7 +158,11 @@ _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("Ruby", r"^\s*(def \w+[?!]?$|end$|puts |require ['\"])"),
         ("PHP", r"<\?php"),
         ("Bash", r"^(#!/.*\b(ba|z)?sh\b|\s*(echo|export|fi|done)\b|.*\$\{?\w+\}?)"),
-        ("SQL", r"(?i)^\s*(select .+ from |insert into |create table |update \w+ set )"),
+        (
+            "SQL",
+            r"(?i)^\s*(select\s+[\w*]|insert into |create table |update \w+ set |delete from |"
+            r"alter table )",
+        ),
         ("HTML", r"(?i)^\s*(<!doctype html|<html|<div\b|<body\b)"),
         ("CSS", r"^\s*[.#]?[\w-]+\s*\{\s*$|^\s*[\w-]+:\s*[^;]+;\s*$"),
         ("YAML", r"^---$|^\w[\w-]*:\s*$|^\s*- \w+:"),
@@ -161,7 +171,12 @@ _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
+_PHP_OPEN_TAG = re.compile(r"<\?php\b")
+
+
 def _guess(code: str) -> str:
+    if _PHP_OPEN_TAG.search(code):
+        return "PHP"  # decisive, though its `$variables` score as shell lines below
     scores = {name: len(sign.findall(code)) for name, sign in _SIGNS}
     best = max(scores, key=lambda name: scores[name])
     if scores[best]:

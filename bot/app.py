@@ -1,0 +1,135 @@
+"""The PTB `Application`: handlers, the error handler, and the services' life cycle."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot.context import BotApplication, BotContext, reply
+from bot.handlers import accounts, snippets
+from bot.render import COMMANDS
+from bot.services import Services
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "😕 Sorry, something went wrong on my side. Please try again in a moment."
+
+
+def build_application(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    run_worker: bool = True,
+    request: BaseRequest | None = None,
+    rate_limit: bool = True,
+) -> BotApplication:
+    """The bot, wired to `services` (opened in `post_init` from settings when not given)."""
+    assert settings.telegram_bot_token is not None
+    builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
+        Application.builder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_base_url)
+        .base_file_url(settings.telegram_file_base_url)
+        .context_types(ContextTypes(context=BotContext))
+        .concurrent_updates(64)
+        .post_init(_opener(settings, services, run_worker))
+        .post_shutdown(_close)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    if rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    application: BotApplication = builder.build()
+    add_handlers(application)
+    return application
+
+
+def add_handlers(application: BotApplication) -> None:
+    private = filters.ChatType.PRIVATE
+    commands: dict[str, Any] = {
+        "start": accounts.start,
+        "help": accounts.help_command,
+        "signup": accounts.signup,
+        "verify": accounts.verify,
+        "login": accounts.login,
+        "logout": accounts.logout,
+        "reset": accounts.reset,
+        "cancel": accounts.cancel,
+        "save": snippets.save,
+        "get": snippets.get,
+        "list": snippets.list_snippets,
+        "search": snippets.search,
+        "edit": snippets.edit,
+        "rename": snippets.rename,
+        "delete": snippets.delete,
+    }
+    for name, callback in commands.items():
+        application.add_handler(CommandHandler(name, callback))
+    application.add_handler(CallbackQueryHandler(snippets.button))
+    application.add_handler(
+        MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, snippets.save_document)
+    )
+    application.add_handler(
+        MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private, snippets.text_message)
+    )
+    application.add_handler(
+        MessageHandler(filters.UpdateType.EDITED_MESSAGE, snippets.edited_message)
+    )
+    application.add_handler(
+        MessageHandler(
+            filters.UpdateType.MESSAGE & private & ~filters.TEXT & ~filters.Document.ALL,
+            snippets.unsupported,
+        )
+    )
+    application.add_error_handler(on_error)
+
+
+async def on_error(update: object, context: BotContext) -> None:
+    """The last line: log the failure, and never leave the person without an answer."""
+    log.error("unhandled error for update %s", _update_id(update), exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer()
+            await reply(update, APOLOGY)
+        except TelegramError:
+            log.warning("could not send the apology for update %s", _update_id(update))
+
+
+def _update_id(update: object) -> object:
+    return update.update_id if isinstance(update, Update) else None
+
+
+def _opener(settings: Settings, services: Services | None, run_worker: bool) -> Any:
+    async def post_init(application: BotApplication) -> None:
+        opened = services or await Services.open(settings)
+        application.bot_data["services"] = opened
+        opened.set_bot_username(application.bot.username)
+        await application.bot.set_my_commands(
+            [BotCommand(name, what[:256]) for name, what, _ in COMMANDS]
+        )
+        if run_worker:
+            opened.start_worker()
+
+    return post_init
+
+
+async def _close(application: BotApplication) -> None:
+    services: Services | None = application.bot_data.get("services")
+    if services is not None:
+        await services.close()

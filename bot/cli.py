@@ -1,0 +1,156 @@
+"""`snippetvault run | worker | migrate | check`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from core.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("snippetvault")
+
+# PTB 22 exposes retry delays as timedelta only when asked, and warns on each one otherwise.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    options = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(options.command(settings, options) or 0)
+    except SettingsError as error:
+        print(f"snippetvault: configuration error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snippetvault",
+        description="SnippetVault: a Telegram bot that keeps your code snippets. Settings come "
+        "from environment variables or a .env file (see .env.example).",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="apply migrations and run the bot (long polling, or webhook mode when "
+        "BOT_WEBHOOK_URL is set), with the email worker in the same process",
+        description="Apply pending migrations, then run the bot until SIGINT/SIGTERM.",
+    )
+    run.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not send emails from this process (run `snippetvault worker` separately)",
+    )
+    run.set_defaults(command=_run)
+    worker = commands.add_parser(
+        "worker",
+        help="run only the email outbox worker (start several to scale out)",
+        description="Send queued emails until SIGINT/SIGTERM.",
+    )
+    worker.set_defaults(command=_worker)
+    migrate = commands.add_parser(
+        "migrate", help="apply database migrations and exit", description="Apply migrations."
+    )
+    migrate.set_defaults(command=_migrate)
+    check = commands.add_parser(
+        "check",
+        help="print the effective configuration and whether each backend is reachable",
+        description="Print the configuration (secrets masked), the backends in use and "
+        "whether each is reachable; exit 1 when something required is missing.",
+    )
+    check.set_defaults(command=_check)
+    return parser
+
+
+def _secrets(settings: Settings) -> tuple[str, ...]:
+    values = (settings.telegram_bot_token, settings.jwt_secret, settings.smtp_password)
+    return tuple(value.get_secret_value() for value in values if value is not None)
+
+
+def _run(settings: Settings, options: argparse.Namespace) -> int:
+    from bot.app import build_application
+    from bot.logs import configure_logging
+    from storage.migrate import upgrade
+
+    configure_logging(secrets=_secrets(settings))
+    if settings.telegram_bot_token is None:
+        raise SettingsError(
+            "TELEGRAM_BOT_TOKEN: not set. Create a bot with @BotFather in Telegram and put its "
+            "token in .env as TELEGRAM_BOT_TOKEN=..."
+        )
+    asyncio.run(upgrade(settings.effective_database_url))
+    application = build_application(settings, run_worker=not options.no_worker)
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    if settings.bot_webhook_url:
+        assert settings.bot_webhook_secret is not None
+        log.info(
+            "starting in webhook mode on %s:%s",
+            settings.bot_webhook_listen,
+            settings.bot_webhook_port,
+        )
+        application.run_webhook(
+            listen=settings.bot_webhook_listen,
+            port=settings.bot_webhook_port,
+            url_path="telegram",
+            webhook_url=settings.bot_webhook_url,
+            secret_token=settings.bot_webhook_secret.get_secret_value(),
+            allowed_updates=["message", "edited_message", "callback_query"],
+            stop_signals=stop_signals,
+        )
+    else:
+        log.info("starting with long polling")
+        application.run_polling(
+            allowed_updates=["message", "edited_message", "callback_query"],
+            stop_signals=stop_signals,
+        )
+    return 0
+
+
+def _worker(settings: Settings, options: argparse.Namespace) -> int:
+    from bot.logs import configure_logging
+
+    configure_logging(secrets=_secrets(settings))
+    asyncio.run(_work(settings))
+    return 0
+
+
+async def _work(settings: Settings) -> None:
+    from bot.services import Services
+
+    services = await Services.open(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("email worker started")
+    try:
+        await services.worker.run(stop)
+    finally:
+        await services.close()
+    log.info("email worker stopped")
+
+
+def _migrate(settings: Settings, options: argparse.Namespace) -> int:
+    from storage.migrate import upgrade
+
+    asyncio.run(upgrade(settings.effective_database_url))
+    print("database is up to date")
+    return 0
+
+
+def _check(settings: Settings, options: argparse.Namespace) -> int:
+    from bot.check import run_check
+
+    return asyncio.run(run_check(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

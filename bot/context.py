@@ -1,0 +1,125 @@
+"""The typed context every handler receives, and the wrapper that turns domain errors into
+replies, so handlers stay a straight line: parse, call core, render."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from html import escape
+from typing import Any
+
+from telegram import Message, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.services import Services
+from core.entities import User
+from core.errors import (
+    AuthenticationError,
+    DomainError,
+    FlowConflict,
+    SessionExpired,
+    StorageUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+LOGIN_FIRST = "Please log in first: <code>/login your@email password</code> (or /signup)."
+PRIVATE_ONLY = (
+    "For your safety I handle accounts and snippets only in a private chat with me: {link}"
+)
+UNAVAILABLE = "The database is temporarily unavailable. Please try again in a minute."
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    @property
+    def services(self) -> Services:
+        services: Services = self.bot_data["services"]
+        return services
+
+
+BotApplication = Application[
+    ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any
+]
+
+Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
+UserHandler = Callable[[Update, BotContext, User], Coroutine[Any, Any, None]]
+
+
+async def reply(update: Update, text: str, **kwargs: Any) -> Message | None:
+    message = update.effective_message
+    if message is None:
+        return None
+    kwargs.setdefault("parse_mode", ParseMode.HTML)
+    kwargs.setdefault("do_quote", False)
+    return await message.reply_text(text, **kwargs)
+
+
+def is_private(update: Update) -> bool:
+    return update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+
+
+def private_link(context: BotContext) -> str:
+    return f"https://t.me/{context.bot.username}"
+
+
+def replying(handler: Handler) -> Handler:
+    """Runs a handler in a private chat and answers domain errors in words."""
+
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: BotContext) -> None:
+        if update.effective_chat is None:
+            return
+        if not is_private(update):
+            await reply(update, PRIVATE_ONLY.format(link=private_link(context)))
+            return
+        try:
+            await handler(update, context)
+        except StorageUnavailable:
+            log.warning("database unavailable while handling update %s", update.update_id)
+            await reply(update, UNAVAILABLE)
+        except FlowConflict:
+            await reply(update, "That step was already answered. Please send it again.")
+        except AuthenticationError as error:
+            prefix = "Your session has ended. " if isinstance(error, SessionExpired) else ""
+            await reply(update, prefix + LOGIN_FIRST)
+        except DomainError as error:
+            await reply(update, escape(str(error)))
+
+    return wrapper
+
+
+def logged_in(handler: UserHandler) -> Handler:
+    """Like `replying`, and passes the chat's logged-in user (or asks to log in)."""
+
+    @replying
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: BotContext) -> None:
+        assert update.effective_chat is not None
+        user = await context.services.accounts.current_user(update.effective_chat.id)
+        await handler(update, context, user)
+
+    return wrapper
+
+
+async def delete_secret_message(update: Update) -> str:
+    """Deletes a message that holds a password; returns the sentence that says so."""
+    message = update.effective_message
+    if message is None:
+        return ""
+    try:
+        await message.delete()
+    except TelegramError:
+        return "⚠️ I could not delete your message with the password: please delete it yourself."
+    return "🔒 I deleted your message because it contained a password."
+
+
+def email_note(emailed: bool, what: str) -> str:
+    if emailed:
+        return f"📧 {what} is on its way to your inbox."
+    return (
+        "✉️ No email sent: your address is not verified yet. "
+        "Use the code from the verification email: /verify &lt;code&gt;."
+    )

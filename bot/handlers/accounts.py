@@ -1,0 +1,200 @@
+"""Account commands: /start, /help, /signup, /verify, /login, /logout, /reset, /cancel.
+
+Each works in one message (`/login ada@example.com secret`) or step by step (`/login`, then
+the bot asks for each value); every message that carries a password is deleted at once.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from telegram import Message, Update
+
+from bot.context import (
+    BotContext,
+    delete_secret_message,
+    logged_in,
+    reply,
+    replying,
+)
+from bot.handlers.parsing import command_text
+from bot.render import help_text
+from core.accounts import normalise_email
+from core.entities import ChatFlow, User
+from core.security import check_password_rules
+
+WELCOME = "👋 Welcome to <b>SnippetVault</b>. I keep your code snippets and email them to you.\n\n"
+ASK_EMAIL = "What is your email address? (/cancel to stop)"
+ASK_PASSWORD = "Now your password. I will delete the message right after reading it."  # noqa: S105
+
+
+@replying
+async def start(update: Update, context: BotContext) -> None:
+    payload = " ".join(context.args or [])
+    if payload:
+        await verify_secret(update, context, payload)
+        return
+    await reply(update, WELCOME + help_text())
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    await reply(update, help_text())
+
+
+@replying
+async def signup(update: Update, context: BotContext) -> None:
+    chat_id = _chat_id(update)
+    words = command_text(_message(update)).args.split()
+    if len(words) >= 2:
+        note = await delete_secret_message(update)
+        await _signup(update, context, words[0], " ".join(words[1:]), note)
+    elif len(words) == 1:
+        normalise_email(words[0])
+        await context.services.flows.start(chat_id, "signup", "password", email=words[0])
+        await reply(update, ASK_PASSWORD)
+    else:
+        await context.services.flows.start(chat_id, "signup", "email")
+        await reply(update, ASK_EMAIL)
+
+
+async def _signup(
+    update: Update, context: BotContext, email: str, password: str, note: str = ""
+) -> None:
+    await context.services.accounts.signup(email, password)
+    shown = escape(normalise_email(email))
+    await reply(
+        update,
+        f"{note}\n\nIf {shown} is new here, your account is ready and a verification email is "
+        "on its way. Open its link, or send /verify &lt;code&gt;; then /login.".strip(),
+    )
+
+
+@replying
+async def verify(update: Update, context: BotContext) -> None:
+    code = command_text(_message(update)).args
+    if not code:
+        await context.services.flows.start(_chat_id(update), "verify", "code")
+        await reply(update, "Send me the code from the verification email.")
+        return
+    await verify_secret(update, context, code)
+
+
+async def verify_secret(update: Update, context: BotContext, secret: str) -> None:
+    user = await context.services.accounts.verify(secret, _chat_id(update))
+    await reply(
+        update,
+        f"✅ {escape(user.email)} is verified. From now on I email you logins, new, fetched "
+        "and deleted snippets. /login to start.",
+    )
+
+
+@replying
+async def login(update: Update, context: BotContext) -> None:
+    words = command_text(_message(update)).args.split()
+    chat_id = _chat_id(update)
+    if len(words) >= 2:
+        note = await delete_secret_message(update)
+        await _login(update, context, words[0], " ".join(words[1:]), note)
+    elif len(words) == 1:
+        normalise_email(words[0])
+        await context.services.flows.start(chat_id, "login", "password", email=words[0])
+        await reply(update, ASK_PASSWORD)
+    else:
+        await context.services.flows.start(chat_id, "login", "email")
+        await reply(update, ASK_EMAIL)
+
+
+async def _login(
+    update: Update, context: BotContext, email: str, password: str, note: str = ""
+) -> None:
+    result = await context.services.accounts.login(email, password, _chat_id(update))
+    alert = (
+        "A login alert was emailed to you."
+        if result.alert_emailed
+        else "Your email is not verified yet, so no login alert was sent (/verify &lt;code&gt;)."
+    )
+    await reply(
+        update,
+        f"{note}\n\n✅ Logged in as {escape(result.user.email)}. {alert}\n"
+        "Save code with /save &lt;title&gt; and the code below it, or send a file.".strip(),
+    )
+
+
+@logged_in
+async def logout(update: Update, context: BotContext, user: User) -> None:
+    await context.services.accounts.logout(_chat_id(update))
+    await reply(update, "👋 Logged out. /login to come back.")
+
+
+@replying
+async def reset(update: Update, context: BotContext) -> None:
+    email = command_text(_message(update)).args
+    if not email:
+        await context.services.flows.start(_chat_id(update), "reset", "email")
+        await reply(update, ASK_EMAIL)
+        return
+    await _request_reset(update, context, email)
+
+
+async def _request_reset(update: Update, context: BotContext, email: str) -> None:
+    await context.services.accounts.request_reset(email)
+    await context.services.flows.start(_chat_id(update), "reset", "code")
+    await reply(
+        update,
+        f"If {escape(normalise_email(email))} belongs to a verified account, a reset code is on "
+        "its way. Send it to me here (/cancel to stop).",
+    )
+
+
+@replying
+async def cancel(update: Update, context: BotContext) -> None:
+    ended = await context.services.flows.finish(_chat_id(update))
+    await reply(update, "Cancelled." if ended else "There was nothing to cancel.")
+
+
+async def continue_flow(update: Update, context: BotContext, flow: ChatFlow, text: str) -> bool:
+    """Feeds one message into an account flow; False when the flow is not an account one."""
+    flows = context.services.flows
+    key = (flow.name, flow.step)
+    if key in {("signup", "email"), ("login", "email")}:
+        normalise_email(text)
+        await flows.advance(flow, "password", email=text.strip())
+        await reply(update, ASK_PASSWORD)
+    elif key in {("signup", "password"), ("login", "password")}:
+        note = await delete_secret_message(update)
+        async with flows.claim(flow):
+            if flow.name == "signup":
+                check_password_rules(text)
+                await _signup(update, context, flow.data["email"], text, note)
+            else:
+                await _login(update, context, flow.data["email"], text, note)
+    elif key == ("verify", "code"):
+        await flows.finish(flow.chat_id)
+        await verify_secret(update, context, text)
+    elif key == ("reset", "email"):
+        await _request_reset(update, context, text)
+    elif key == ("reset", "code"):
+        handle = await context.services.accounts.check_reset_code(text, flow.chat_id)
+        await flows.advance(flow, "password", handle=handle)
+        await reply(update, "Code accepted. Now send your new password (at least 8 characters).")
+    elif key == ("reset", "password"):
+        note = await delete_secret_message(update)
+        async with flows.claim(flow):
+            await context.services.accounts.reset_password(flow.data["handle"], text)
+        await reply(
+            update,
+            f"{note}\n\n✅ Password changed. Every session was logged out; /login again.".strip(),
+        )
+    else:
+        return False
+    return True
+
+
+def _chat_id(update: Update) -> int:
+    assert update.effective_chat is not None
+    return update.effective_chat.id
+
+
+def _message(update: Update) -> Message:
+    assert update.effective_message is not None
+    return update.effective_message

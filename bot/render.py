@@ -1,0 +1,120 @@
+"""Replies as Telegram HTML: everything a user typed is escaped, limits are respected."""
+
+from __future__ import annotations
+
+from html import escape
+
+from pygments.lexers import find_lexer_class
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from core.entities import Page, Snippet, SnippetSummary
+
+MESSAGE_LIMIT = 4096
+"""Telegram's limit, in UTF-16 code units of the text after HTML entities are parsed."""
+LIST_PAGE_SIZE = 8
+
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("signup", "create an account", "/signup ada@example.com s3cret-pass"),
+    ("verify", "verify your email with the emailed code", "/verify K7QX2M9P"),
+    ("login", "log in to this chat", "/login ada@example.com s3cret-pass"),
+    ("logout", "end this chat's session", "/logout"),
+    ("save", "save a snippet: title, then the code on the next lines", "/save Quick sort"),
+    ("get", "show a snippet and email it to you", "/get 3"),
+    ("list", "your snippets, newest first", "/list"),
+    ("search", "find snippets by title or code", "/search quicksort"),
+    ("edit", "replace a snippet's code (code on the next lines)", "/edit 3"),
+    ("rename", "change a snippet's title", "/rename 3 Faster sort"),
+    ("delete", "delete a snippet", "/delete 3"),
+    ("reset", "reset your password by an emailed code", "/reset ada@example.com"),
+    ("cancel", "leave a step-by-step command", "/cancel"),
+    ("help", "this list", "/help"),
+)
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def help_text() -> str:
+    lines = ["<b>SnippetVault</b> keeps your code and mails it to you.", ""]
+    for name, what, example in COMMANDS:
+        lines.append(f"/{name} — {escape(what)}\n    <code>{escape(example)}</code>")
+    lines += [
+        "",
+        "You can also send or forward a code file: it is saved with its name as the title.",
+        "To save code, put it under the title:\n<code>/save Quick sort\ndef sort(xs): ...</code>",
+    ]
+    return "\n".join(lines)
+
+
+def language_class(language: str) -> str:
+    lexer = find_lexer_class(language)
+    aliases = getattr(lexer, "aliases", None) or ["plaintext"]
+    return str(aliases[0])
+
+
+def snippet_header(snippet: Snippet) -> str:
+    return f"<b>{escape(snippet.title)}</b> · #{snippet.ref} · {escape(snippet.language)}"
+
+
+def snippet_message(snippet: Snippet, footer: str) -> str | None:
+    """The snippet as one HTML message, or None when it does not fit one."""
+    code = (
+        f'<pre><code class="language-{escape(language_class(snippet.language))}">'
+        f"{escape(snippet.code)}</code></pre>"
+    )
+    text = f"{snippet_header(snippet)}\n{code}\n{footer}"
+    visible = f"{snippet.title} · #{snippet.ref} · {snippet.language}\n{snippet.code}\n{footer}"
+    return text if utf16_len(visible) <= MESSAGE_LIMIT else None
+
+
+def snippet_keyboard(snippet: Snippet) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("🗑 Delete", callback_data=f"del:{snippet.ref}")]]
+    )
+
+
+def confirm_delete_keyboard(ref: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Yes, delete it", callback_data=f"delok:{ref}"),
+                InlineKeyboardButton("Keep it", callback_data="keep"),
+            ]
+        ]
+    )
+
+
+def page_text(page: Page[SnippetSummary], heading: str, empty: str) -> str:
+    if not page.items:
+        return empty
+    first, last = page.offset + 1, page.offset + len(page.items)
+    lines = [f"{heading} ({first}–{last} of {page.total}):", ""]
+    lines += [
+        f"<b>#{item.ref}</b> {escape(item.title)} · <i>{escape(item.language)}</i>"
+        for item in page.items
+    ]
+    lines += ["", "Open one with /get &lt;number&gt; or the buttons."]
+    return "\n".join(lines)
+
+
+def page_keyboard(page: Page[SnippetSummary], nav_prefix: str | None) -> InlineKeyboardMarkup:
+    rows = [
+        [InlineKeyboardButton(_button_label(item), callback_data=f"open:{item.ref}")]
+        for item in page.items
+    ]
+    nav = []
+    if nav_prefix is not None and page.has_previous:
+        previous = max(0, page.offset - page.limit)
+        nav.append(InlineKeyboardButton("◀ Newer", callback_data=f"{nav_prefix}:{previous}"))
+    if nav_prefix is not None and page.has_next:
+        following = page.offset + page.limit
+        nav.append(InlineKeyboardButton("Older ▶", callback_data=f"{nav_prefix}:{following}"))
+    if nav:
+        rows.append(nav)
+    return InlineKeyboardMarkup(rows)
+
+
+def _button_label(item: SnippetSummary) -> str:
+    title = item.title if len(item.title) <= 40 else item.title[:39] + "…"
+    return f"#{item.ref} {title}"

@@ -1,0 +1,164 @@
+"""The outbox worker: claims due emails, renders and sends them, records how it went.
+
+Delivery is at-least-once, with a stable `Message-ID`. Claiming a row leases it (`sending`
+until the lease ends); a crash after the server accepted a message but before `mark_sent`
+leaves the row leased, and once the lease expires another claim sends it again. The resent
+message carries the same `Message-ID` (and `Date`), so receiving servers and mail clients can
+recognise and drop the duplicate. The other choice, marking before sending (at-most-once),
+would silently lose emails on every crash; a rare duplicate is the cheaper failure.
+
+Consequences for operators: a lease must outlast a whole batch (`batch_size / concurrency`
+rounds of the transport's timeout) or a slow batch may be sent twice by two workers; rows that
+keep crashing the worker are parked after `max_attempts` claims without another try.
+
+What happens to one email:
+
+- sent → `mark_sent`;
+- `TemporaryMailError` (server down, 4xx) → `retry_later`, after an exponential backoff with
+  jitter (5 s, 10 s, 20 s … capped at 10 min), or `mark_failed` once `max_attempts` is reached;
+- `PermanentMailError` (5xx) or a row that cannot be rendered → `mark_failed` with the reason.
+
+One email failing never stops the others nor the worker. Logs name the outbox id and the
+reason, never the body, the recipient's codes or links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from datetime import timedelta
+
+from core.entities import OutboxItem
+from core.ports import Clock, OutboxQueue
+from mail.render import EmailRenderer
+from mail.transport import MailTransport, PermanentMailError, TemporaryMailError
+
+logger = logging.getLogger(__name__)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float, draw: float) -> float:
+    """Seconds before retry number `attempt` (1, 2, …): `base * 2**(attempt-1)`, capped, then
+    shortened by up to `jitter` (a fraction) so that workers do not retry in lockstep."""
+    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return delay * (1 - jitter * draw)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        queue: OutboxQueue,
+        transport: MailTransport,
+        renderer: EmailRenderer,
+        sender: str,
+        clock: Clock,
+        *,
+        batch_size: int = 10,
+        lease_seconds: float = 120.0,
+        max_attempts: int = 10,
+        concurrency: int = 4,
+        base_delay: float = 5.0,
+        max_delay: float = 600.0,
+        jitter: float = 0.2,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self._queue = queue
+        self._transport = transport
+        self._renderer = renderer
+        self._sender = sender
+        self._clock = clock
+        self._batch_size = batch_size
+        self._lease_seconds = lease_seconds
+        self._max_attempts = max_attempts
+        self._concurrency = concurrency
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._jitter = jitter
+        self._draw = draw
+
+    async def drain_once(self) -> int:
+        """Claims one batch and handles every email in it; returns how many were claimed."""
+        items = await self._queue.claim(self._batch_size, self._lease_seconds)
+        if items:
+            slots = asyncio.Semaphore(self._concurrency)
+            async with asyncio.TaskGroup() as group:
+                for item in items:
+                    group.create_task(self._handle_guarded(item, slots))
+        return len(items)
+
+    async def run(self, stop: asyncio.Event, idle_sleep: float = 5.0) -> None:
+        """Drains the outbox until `stop` is set; the batch in flight is finished first."""
+        while not stop.is_set():
+            try:
+                claimed = await self.drain_once()
+            except Exception as error:  # the queue's database may be down: wait and retry
+                logger.warning("outbox: claiming emails failed: %s", _describe(error))
+                claimed = 0
+            if claimed < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), idle_sleep)
+
+    async def _handle_guarded(self, item: OutboxItem, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            try:
+                await self._handle(item)
+            except Exception as error:
+                # Recording the outcome failed; the lease will hand the row out again.
+                logger.warning(
+                    "outbox %s: recording the outcome failed: %s", item.email.id, _describe(error)
+                )
+
+    async def _handle(self, item: OutboxItem) -> None:
+        email_id = item.email.id
+        if item.attempts > self._max_attempts:
+            # Claimed this often without an outcome: it keeps killing workers, so stop trying.
+            await self._fail(item, f"gave up after {item.attempts - 1} attempts")
+            return
+        try:
+            # Highlighting a large snippet takes a while: keep it off the event loop.
+            message = await asyncio.to_thread(self._renderer.render, item.email, self._sender)
+        except Exception as error:
+            await self._fail(item, f"cannot render: {_describe(error)}")
+            return
+        try:
+            await self._transport.send(message)
+        except PermanentMailError as error:
+            await self._fail(item, error.reason)
+        except TemporaryMailError as error:
+            await self._retry_or_fail(item, error.reason)
+        except Exception as error:  # a transport bug must not take the worker down
+            await self._retry_or_fail(item, f"unexpected: {_describe(error)}")
+        else:
+            await self._queue.mark_sent(email_id, self._clock())
+
+    async def _retry_or_fail(self, item: OutboxItem, reason: str) -> None:
+        if item.attempts >= self._max_attempts:
+            await self._fail(item, f"gave up after {item.attempts} attempts: {reason}")
+            return
+        delay = backoff_delay(
+            item.attempts,
+            base=self._base_delay,
+            cap=self._max_delay,
+            jitter=self._jitter,
+            draw=self._draw(),
+        )
+        due = self._clock() + timedelta(seconds=delay)
+        logger.warning(
+            "outbox %s: attempt %d failed, retrying in %.0f s: %s",
+            item.email.id,
+            item.attempts,
+            delay,
+            reason,
+        )
+        await self._queue.retry_later(item.email.id, reason, due)
+
+    async def _fail(self, item: OutboxItem, reason: str) -> None:
+        logger.error("outbox %s: failed for good: %s", item.email.id, reason)
+        await self._queue.mark_failed(item.email.id, reason)
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

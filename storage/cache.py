@@ -1,0 +1,435 @@
+"""Snippet caches: Redis (shared by every process) and in-process memory (the embedded default).
+
+Both follow one race-free protocol. A read returns the value together with a ticket naming the
+key's generation; `forget_*` bumps the generation and drops the value in one step; a `put`
+stores only if the generation is still the one on its ticket. So a slow reader that fetched
+the old row before an edit cannot write it back after the edit's `forget`.
+
+Keys: `snippet:<id>`, `user:<owner_id>:snippets`, `user:<owner_id>:ref:<ref>`; a value key's
+generation lives at `<key>:gen`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from core.entities import Snippet, SnippetSummary
+from core.ports import CachedList, CacheRead, CacheTicket, SnippetCache
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LIST_LIMIT = 50
+GENERATION_TTL_SECONDS = 7 * 24 * 3600
+"""Far longer than any read can take: an expired generation would let an old ticket match."""
+REDIS_TIMEOUT_SECONDS = 0.5
+REDIS_RETRY_AFTER_SECONDS = 1.0
+MEMORY_MAX_ENTRIES = 10_000
+MAX_PENDING_INVALIDATIONS = 10_000
+
+_NEVER_MATCHES = "unavailable"
+"""The generation on a ticket taken while the backend was unreachable: its put never stores."""
+
+
+def snippet_key(snippet_id: UUID) -> str:
+    return f"snippet:{snippet_id}"
+
+
+def list_key(owner_id: UUID) -> str:
+    return f"user:{owner_id}:snippets"
+
+
+def ref_key(owner_id: UUID, ref: int) -> str:
+    return f"user:{owner_id}:ref:{ref}"
+
+
+def generation_key(key: str) -> str:
+    return f"{key}:gen"
+
+
+class CacheUnavailable(Exception):
+    """Raised by `ping()` only; every other method swallows backend failures."""
+
+
+class ManagedSnippetCache(SnippetCache, Protocol):
+    """A snippet cache with the lifecycle the composition root needs."""
+
+    backend: str
+    """"redis" or "memory", for `snippetvault check`."""
+
+    async def ping(self) -> None:
+        """Returns when the backend answers; raises `CacheUnavailable` otherwise."""
+
+    async def close(self) -> None: ...
+
+
+def create_snippet_cache(settings: Settings) -> ManagedSnippetCache:
+    """Redis when `REDIS_URL` is set (needed with more than one process), else in-process."""
+    if settings.redis_url:
+        return RedisSnippetCache(
+            connect_redis(settings.redis_url), settings.snippet_cache_ttl_seconds
+        )
+    return MemorySnippetCache(settings.snippet_cache_ttl_seconds)
+
+
+def connect_redis(url: str, *, timeout: float = REDIS_TIMEOUT_SECONDS) -> aioredis.Redis:
+    """A client that fails fast: short timeouts, one immediate retry on a dropped connection
+    (a pooled connection that died while Redis restarted), none on timeouts."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
+    )
+
+
+# Values as JSON -----------------------------------------------------------------------------
+
+
+def encode_snippet(snippet: Snippet) -> str:
+    return json.dumps(
+        {
+            "id": str(snippet.id),
+            "owner_id": str(snippet.owner_id),
+            "ref": snippet.ref,
+            "title": snippet.title,
+            "code": snippet.code,
+            "language": snippet.language,
+            "created_at": snippet.created_at.isoformat(),
+            "updated_at": snippet.updated_at.isoformat(),
+        }
+    )
+
+
+def decode_snippet(raw: str | bytes) -> Snippet:
+    data = json.loads(raw)
+    return Snippet(
+        id=UUID(data["id"]),
+        owner_id=UUID(data["owner_id"]),
+        ref=int(data["ref"]),
+        title=data["title"],
+        code=data["code"],
+        language=data["language"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+    )
+
+
+def encode_list(value: CachedList) -> str:
+    return json.dumps(
+        {
+            "total": value.total,
+            "items": [
+                {
+                    "id": str(item.id),
+                    "ref": item.ref,
+                    "title": item.title,
+                    "language": item.language,
+                    "created_at": item.created_at.isoformat(),
+                }
+                for item in value.items
+            ],
+        }
+    )
+
+
+def decode_list(raw: str | bytes) -> CachedList:
+    data = json.loads(raw)
+    return CachedList(
+        items=tuple(
+            SnippetSummary(
+                id=UUID(item["id"]),
+                ref=int(item["ref"]),
+                title=item["title"],
+                language=item["language"],
+                created_at=datetime.fromisoformat(item["created_at"]),
+            )
+            for item in data["items"]
+        ),
+        total=int(data["total"]),
+    )
+
+
+def _decoded(decode: Callable[[str | bytes], T], raw: str | bytes | None) -> T | None:
+    if raw is None:
+        return None
+    try:
+        return decode(raw)
+    except (ValueError, KeyError, TypeError):
+        # Written by another version of the code, or damaged: a miss, rebuilt from the database.
+        logger.debug("undecodable cache value, treated as a miss", exc_info=True)
+        return None
+
+
+def _text(raw: str | bytes | None) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+# Redis --------------------------------------------------------------------------------------
+
+# KEYS: value key, generation key. ARGV: expected generation ("" = none yet), value, TTL.
+_PUT_IF_UNCHANGED = """
+local current = redis.call('GET', KEYS[2])
+if current == false then current = '' end
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+class _CircuitBreaker:
+    """After a failure, skip the backend for a moment instead of waiting on it every call."""
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        self._retry_after = retry_after_seconds
+        self._closed_until = 0.0
+        self.is_down = False
+
+    def allows_call(self) -> bool:
+        return time.monotonic() >= self._closed_until
+
+    def record_failure(self, error: BaseException) -> None:
+        self._closed_until = time.monotonic() + self._retry_after
+        if not self.is_down:
+            self.is_down = True
+            logger.warning(
+                "Redis is unreachable (%s); serving snippets from the database until it is back",
+                error,
+            )
+
+    def record_success(self) -> None:
+        if self.is_down:
+            self.is_down = False
+            logger.info("Redis is reachable again; snippet caching resumed")
+
+
+class RedisSnippetCache:
+    """The shared cache. Takes ownership of `client` (`close()` closes it)."""
+
+    LIST_LIMIT = LIST_LIMIT
+    backend = "redis"
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        ttl_seconds: int,
+        *,
+        retry_after_seconds: float = REDIS_RETRY_AFTER_SECONDS,
+    ) -> None:
+        self._redis = client
+        self._ttl = ttl_seconds
+        self._breaker = _CircuitBreaker(retry_after_seconds)
+        self._put_if_unchanged = client.register_script(_PUT_IF_UNCHANGED)
+        # Invalidations that could not reach Redis; sent first once it answers again, so an
+        # edit made during an outage does not leave the old value cached.
+        self._pending_forgets: dict[str, None] = {}
+
+    async def get_snippet(self, snippet_id: UUID) -> CacheRead[Snippet]:
+        return await self._read(snippet_key(snippet_id), decode_snippet)
+
+    async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
+        await self._write(snippet_key(snippet.id), encode_snippet(snippet), ticket)
+
+    async def get_ref(self, owner_id: UUID, ref: int) -> UUID | None:
+        raw = await self._call(lambda: self._redis.get(ref_key(owner_id, ref)), None)
+        text = _text(raw)
+        try:
+            return UUID(text) if text else None
+        except ValueError:
+            return None
+
+    async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None:
+        await self._call(
+            lambda: self._redis.set(ref_key(owner_id, ref), str(snippet_id), ex=self._ttl), None
+        )
+
+    async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]:
+        return await self._read(list_key(owner_id), decode_list)
+
+    async def put_list(self, owner_id: UUID, value: CachedList, ticket: CacheTicket) -> None:
+        await self._write(list_key(owner_id), encode_list(value), ticket)
+
+    async def forget_snippet(self, owner_id: UUID, snippet_id: UUID) -> None:
+        await self._forget([snippet_key(snippet_id), list_key(owner_id)])
+
+    async def forget_list(self, owner_id: UUID) -> None:
+        await self._forget([list_key(owner_id)])
+
+    async def ping(self) -> None:
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError, TimeoutError) as error:
+            raise CacheUnavailable(f"Redis is unreachable: {error}") from error
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def _read(self, key: str, decode: Callable[[str | bytes], T]) -> CacheRead[T]:
+        raw: list[Any] | None = await self._call(
+            lambda: self._redis.mget(key, generation_key(key)), None
+        )
+        if raw is None:
+            return CacheRead(None, CacheTicket(key, _NEVER_MATCHES))
+        value, generation = raw
+        return CacheRead(_decoded(decode, value), CacheTicket(key, _text(generation)))
+
+    async def _write(self, key: str, value: str, ticket: CacheTicket) -> None:
+        if ticket.key != key or ticket.generation == _NEVER_MATCHES:
+            return
+        expected = ticket.generation or ""
+        await self._call(
+            lambda: self._put_if_unchanged(
+                keys=[key, generation_key(key)], args=[expected, value, self._ttl]
+            ),
+            None,
+        )
+
+    async def _forget(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if not await self._call(lambda: self._bump_and_drop(keys), False):
+            self._remember_forgets(keys)
+
+    async def _bump_and_drop(self, keys: Iterable[str]) -> bool:
+        async with self._redis.pipeline(transaction=True) as pipe:  # MULTI … EXEC
+            for key in keys:
+                pipe.incr(generation_key(key))
+                pipe.expire(generation_key(key), GENERATION_TTL_SECONDS)
+                pipe.delete(key)
+            await pipe.execute()
+        return True
+
+    def _remember_forgets(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._pending_forgets[key] = None
+        while len(self._pending_forgets) > MAX_PENDING_INVALIDATIONS:
+            del self._pending_forgets[next(iter(self._pending_forgets))]
+
+    async def _call(self, operation: Callable[[], Awaitable[Any]], fallback: Any) -> Any:
+        if not self._breaker.allows_call():
+            return fallback
+        try:
+            if self._pending_forgets:
+                pending = list(self._pending_forgets)
+                await self._bump_and_drop(pending)
+                for key in pending:
+                    self._pending_forgets.pop(key, None)
+            result = await operation()
+        except (RedisError, OSError, TimeoutError) as error:
+            self._breaker.record_failure(error)
+            return fallback
+        self._breaker.record_success()
+        return result
+
+
+# In-process ---------------------------------------------------------------------------------
+
+
+class MemorySnippetCache:
+    """The cache of a single process (the embedded default): an LRU with expiry.
+
+    Generations are epochs: every forget advances one counter and stamps the keys it drops. A
+    ticket carries the epoch it was taken at, and a put stores only if its key was not stamped
+    later. Stamps are bounded too; forgetting an old stamp raises a floor that every unknown
+    key is assumed to have been stamped at, which errs on the side of not storing.
+    """
+
+    LIST_LIMIT = LIST_LIMIT
+    backend = "memory"
+
+    def __init__(
+        self,
+        ttl_seconds: int,
+        max_entries: int = MEMORY_MAX_ENTRIES,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._max_entries = max_entries
+        self._clock = clock
+        self._values: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._epoch = 0
+        self._stamps: OrderedDict[str, int] = OrderedDict()
+        self._stamp_floor = 0
+
+    async def get_snippet(self, snippet_id: UUID) -> CacheRead[Snippet]:
+        return self._read(snippet_key(snippet_id))
+
+    async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
+        self._write(snippet_key(snippet.id), snippet, ticket)
+
+    async def get_ref(self, owner_id: UUID, ref: int) -> UUID | None:
+        value: UUID | None = self._get(ref_key(owner_id, ref))
+        return value
+
+    async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None:
+        self._set(ref_key(owner_id, ref), snippet_id)
+
+    async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]:
+        return self._read(list_key(owner_id))
+
+    async def put_list(self, owner_id: UUID, value: CachedList, ticket: CacheTicket) -> None:
+        self._write(list_key(owner_id), value, ticket)
+
+    async def forget_snippet(self, owner_id: UUID, snippet_id: UUID) -> None:
+        self._forget(snippet_key(snippet_id), list_key(owner_id))
+
+    async def forget_list(self, owner_id: UUID) -> None:
+        self._forget(list_key(owner_id))
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._values.clear()
+
+    def _read(self, key: str) -> CacheRead[Any]:
+        return CacheRead(self._get(key), CacheTicket(key, str(self._epoch)))
+
+    def _write(self, key: str, value: Any, ticket: CacheTicket) -> None:
+        if ticket.key != key or not (ticket.generation or "").isdigit():
+            return
+        if self._stamps.get(key, self._stamp_floor) > int(ticket.generation or 0):
+            return  # forgotten after the ticket was taken
+        self._set(key, value)
+
+    def _forget(self, *keys: str) -> None:
+        self._epoch += 1
+        for key in keys:
+            self._values.pop(key, None)
+            self._stamps[key] = self._epoch
+            self._stamps.move_to_end(key)
+        while len(self._stamps) > self._max_entries:
+            _, stamp = self._stamps.popitem(last=False)
+            self._stamp_floor = max(self._stamp_floor, stamp)
+
+    def _get(self, key: str) -> Any:
+        entry = self._values.get(key)
+        if entry is None:
+            return None
+        expires_at, value = entry
+        if expires_at <= self._clock():
+            del self._values[key]
+            return None
+        self._values.move_to_end(key)
+        return value
+
+    def _set(self, key: str, value: Any) -> None:
+        self._values[key] = (self._clock() + self._ttl, value)
+        self._values.move_to_end(key)
+        while len(self._values) > self._max_entries:
+            self._values.popitem(last=False)

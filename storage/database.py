@@ -1,0 +1,69 @@
+"""The database as the rest of the application sees it: units of work, the outbox queue, health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.ports import Clock, OutboxQueue, UnitOfWork, UnitOfWorkFactory
+from core.settings import Settings
+from storage.engine import COMMAND_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS, create_engine
+from storage.errors import unavailable_as_domain_error
+from storage.outbox import FailedEmail, SqlOutboxQueue
+from storage.uow import SqlAlchemyUnitOfWork
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Database:
+    """Owns the engine (a connection pool): build one per process, `dispose()` it at exit."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = utc_now,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        command_timeout: float = COMMAND_TIMEOUT_SECONDS,
+    ) -> None:
+        self.url = url
+        self.is_postgres = make_url(url).get_backend_name() == "postgresql"
+        self._clock = clock
+        self._engine = create_engine(
+            url, connect_timeout=connect_timeout, command_timeout=command_timeout
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Clock = utc_now) -> Database:
+        return cls(settings.effective_database_url, clock=clock)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def uow_factory(self) -> UnitOfWorkFactory:
+        def new_unit_of_work() -> UnitOfWork:
+            return SqlAlchemyUnitOfWork(self._engine, self._clock)
+
+        return new_unit_of_work
+
+    def outbox_queue(self) -> OutboxQueue:
+        return SqlOutboxQueue(self._engine, self._clock)
+
+    async def failed_emails(self, limit: int = 5) -> list[FailedEmail]:
+        """Emails parked for good, newest first: `(to, error)` pairs for `snippetvault check`."""
+        return await SqlOutboxQueue(self._engine, self._clock).failed_emails(limit)
+
+    async def ping(self) -> None:
+        """Returns when the database answers; raises `StorageUnavailable` otherwise."""
+        with unavailable_as_domain_error():
+            async with self._engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()

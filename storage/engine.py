@@ -1,0 +1,90 @@
+"""Builds the async engine, tuned per backend so that no command can hang for long."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+COMMAND_TIMEOUT_SECONDS = 15.0
+
+
+def create_engine(
+    database_url: str,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    command_timeout: float = COMMAND_TIMEOUT_SECONDS,
+) -> AsyncEngine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, busy_timeout=command_timeout)
+    if url.get_backend_name() == "postgresql":
+        return _postgres_engine(url, connect_timeout, command_timeout)
+    raise ValueError(
+        f"unsupported database {url.get_backend_name()!r}: "
+        "use sqlite+aiosqlite:///… or postgresql+asyncpg://…"
+    )
+
+
+def _postgres_engine(url: URL, connect_timeout: float, command_timeout: float) -> AsyncEngine:
+    if url.get_driver_name() != "asyncpg":
+        url = url.set(drivername="postgresql+asyncpg")
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_timeout=command_timeout,
+        connect_args={
+            "timeout": connect_timeout,
+            "command_timeout": command_timeout,
+            # The server gives up too, so a lost client does not leave work running there.
+            "server_settings": {"statement_timeout": str(int(command_timeout * 1000))},
+        },
+    )
+
+
+def _sqlite_engine(url: URL, busy_timeout: float) -> AsyncEngine:
+    if url.get_driver_name() != "aiosqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, pool_timeout=busy_timeout)
+
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        _configure_sqlite_connection(dbapi_connection, busy_timeout_ms=int(busy_timeout * 1000))
+
+    event.listen(engine.sync_engine, "connect", configure)
+    event.listen(engine.sync_engine, "begin", _begin_immediate)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, *, busy_timeout_ms: int) -> None:
+    # Take transaction control away from the driver: it would not BEGIN before DDL, and we
+    # want BEGIN IMMEDIATE (see below).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # How long a writer waits for another one to finish before giving up.
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+    # SQLite's own lower() folds ASCII only; search must be case-insensitive for any script,
+    # like Postgres' lower() is.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _begin_immediate(connection: Any) -> None:
+    # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
+    # another writer committed in between (the busy timeout does not help there). Taking the
+    # write lock up front makes writers queue instead; SQLite allows only one writer anyway.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,1 @@
+"""Alembic scripts; run them through `storage.migrate`, which configures Alembic in code."""

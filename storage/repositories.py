@@ -1,0 +1,467 @@
+"""The repositories of `core.ports`, over one connection whose transaction the unit of work owns.
+
+None of them commits. Every statement goes through `_Repository._execute`, the one place where
+connection failures become `StorageUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult, Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
+
+from core.entities import (
+    ChatFlow,
+    OneTimeToken,
+    OutboxStatus,
+    OutgoingEmail,
+    Page,
+    Session,
+    Snippet,
+    SnippetSummary,
+    TokenPurpose,
+    User,
+)
+from core.errors import EmailTaken, FlowConflict
+from core.ports import Clock
+from storage.errors import unavailable_as_domain_error
+from storage.models import (
+    chat_flows,
+    login_attempts,
+    one_time_tokens,
+    outbox,
+    sessions,
+    snippets,
+    users,
+)
+
+LIKE_ESCAPE = "\\"
+
+
+class _Repository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def _execute(self, statement: sa.Executable) -> CursorResult[Any]:
+        with unavailable_as_domain_error():
+            return await self._connection.execute(statement)
+
+    def _upsert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that understands ON CONFLICT, in the dialect of this connection."""
+        if self._connection.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+
+class SqlUserRepository(_Repository):
+    async def add(self, user: User) -> None:
+        # ON CONFLICT keeps the transaction usable (a failed INSERT would abort it on Postgres).
+        statement = (
+            self._upsert(users)
+            .values(
+                id=user.id,
+                email=normalise_email(user.email),
+                hashed_password=user.hashed_password,
+                is_verified=user.is_verified,
+                created_at=user.created_at,
+                snippet_seq=0,
+            )
+            .on_conflict_do_nothing(index_elements=[users.c.email])
+        )
+        result = await self._execute(statement)
+        if result.rowcount == 0:
+            raise EmailTaken("An account with this email already exists.")
+
+    async def get(self, user_id: UUID) -> User | None:
+        result = await self._execute(sa.select(*_USER_COLUMNS).where(users.c.id == user_id))
+        row = result.one_or_none()
+        return _user(row) if row else None
+
+    async def get_by_email(self, email: str) -> User | None:
+        result = await self._execute(
+            sa.select(*_USER_COLUMNS).where(users.c.email == normalise_email(email))
+        )
+        row = result.one_or_none()
+        return _user(row) if row else None
+
+    async def set_verified(self, user_id: UUID) -> None:
+        await self._execute(sa.update(users).where(users.c.id == user_id).values(is_verified=True))
+
+    async def set_password(self, user_id: UUID, hashed_password: str) -> None:
+        await self._execute(
+            sa.update(users).where(users.c.id == user_id).values(hashed_password=hashed_password)
+        )
+
+    async def next_snippet_ref(self, user_id: UUID) -> int:
+        # One statement: the row lock serialises concurrent callers, each sees the last value.
+        result = await self._execute(
+            sa.update(users)
+            .where(users.c.id == user_id)
+            .values(snippet_seq=users.c.snippet_seq + 1)
+            .returning(users.c.snippet_seq)
+        )
+        ref = result.scalar_one_or_none()
+        if ref is None:
+            raise LookupError(f"no user {user_id}")
+        return int(ref)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+_USER_COLUMNS = (
+    users.c.id,
+    users.c.email,
+    users.c.hashed_password,
+    users.c.is_verified,
+    users.c.created_at,
+)
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        hashed_password=row.hashed_password,
+        is_verified=row.is_verified,
+        created_at=row.created_at,
+    )
+
+
+class SqlSnippetRepository(_Repository):
+    async def add(self, snippet: Snippet) -> None:
+        await self._execute(
+            sa.insert(snippets).values(
+                id=snippet.id,
+                owner_id=snippet.owner_id,
+                ref=snippet.ref,
+                title=snippet.title,
+                code=snippet.code,
+                language=snippet.language,
+                created_at=snippet.created_at,
+                updated_at=snippet.updated_at,
+            )
+        )
+
+    async def get(self, snippet_id: UUID) -> Snippet | None:
+        result = await self._execute(sa.select(snippets).where(snippets.c.id == snippet_id))
+        row = result.one_or_none()
+        return _snippet(row) if row else None
+
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> Snippet | None:
+        result = await self._execute(
+            sa.select(snippets).where(snippets.c.owner_id == owner_id, snippets.c.ref == ref)
+        )
+        row = result.one_or_none()
+        return _snippet(row) if row else None
+
+    async def list(self, owner_id: UUID, offset: int, limit: int) -> Page[SnippetSummary]:
+        return await self._page(snippets.c.owner_id == owner_id, offset, limit)
+
+    async def search(
+        self, owner_id: UUID, text: str, offset: int, limit: int
+    ) -> Page[SnippetSummary]:
+        # lower(column) LIKE lower(pattern): the shape the trigram indexes (migration 0002) serve.
+        pattern = sa.func.lower(f"%{escape_like(text)}%")
+        matches = sa.or_(
+            sa.func.lower(snippets.c.title).like(pattern, escape=LIKE_ESCAPE),
+            sa.func.lower(snippets.c.code).like(pattern, escape=LIKE_ESCAPE),
+        )
+        return await self._page(sa.and_(snippets.c.owner_id == owner_id, matches), offset, limit)
+
+    async def update(self, snippet: Snippet) -> None:
+        await self._execute(
+            sa.update(snippets)
+            .where(snippets.c.id == snippet.id)
+            .values(
+                title=snippet.title,
+                code=snippet.code,
+                language=snippet.language,
+                updated_at=snippet.updated_at,
+            )
+        )
+
+    async def delete(self, snippet_id: UUID) -> None:
+        await self._execute(sa.delete(snippets).where(snippets.c.id == snippet_id))
+
+    async def _page(
+        self, condition: sa.ColumnElement[bool], offset: int, limit: int
+    ) -> Page[SnippetSummary]:
+        total = await self._execute(
+            sa.select(sa.func.count()).select_from(snippets).where(condition)
+        )
+        rows = await self._execute(
+            sa.select(
+                snippets.c.id,
+                snippets.c.ref,
+                snippets.c.title,
+                snippets.c.language,
+                snippets.c.created_at,
+            )
+            .where(condition)
+            .order_by(snippets.c.created_at.desc(), snippets.c.ref.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        items = tuple(
+            SnippetSummary(
+                id=row.id,
+                ref=row.ref,
+                title=row.title,
+                language=row.language,
+                created_at=row.created_at,
+            )
+            for row in rows
+        )
+        return Page(items=items, total=total.scalar_one(), offset=offset, limit=limit)
+
+
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern (escape character: backslash)."""
+    return (
+        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+
+
+def _snippet(row: Row[Any]) -> Snippet:
+    return Snippet(
+        id=row.id,
+        owner_id=row.owner_id,
+        ref=row.ref,
+        title=row.title,
+        code=row.code,
+        language=row.language,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlSessionRepository(_Repository):
+    async def add(self, session: Session) -> None:
+        await self._execute(
+            sa.insert(sessions).values(
+                jti=session.jti,
+                user_id=session.user_id,
+                chat_id=session.chat_id,
+                token=session.token,
+                issued_at=session.issued_at,
+                expires_at=session.expires_at,
+                revoked_at=session.revoked_at,
+            )
+        )
+
+    async def get(self, jti: str) -> Session | None:
+        result = await self._execute(sa.select(sessions).where(sessions.c.jti == jti))
+        row = result.one_or_none()
+        return _session(row) if row else None
+
+    async def latest_for_chat(self, chat_id: int) -> Session | None:
+        result = await self._execute(
+            sa.select(sessions)
+            .where(sessions.c.chat_id == chat_id, sessions.c.revoked_at.is_(None))
+            .order_by(sessions.c.issued_at.desc())
+            .limit(1)
+        )
+        row = result.one_or_none()
+        return _session(row) if row else None
+
+    async def revoke(self, jti: str, at: datetime) -> None:
+        await self._revoke_where(sessions.c.jti == jti, at)
+
+    async def revoke_chat(self, chat_id: int, at: datetime) -> None:
+        await self._revoke_where(sessions.c.chat_id == chat_id, at)
+
+    async def revoke_user(self, user_id: UUID, at: datetime) -> None:
+        await self._revoke_where(sessions.c.user_id == user_id, at)
+
+    async def _revoke_where(self, condition: sa.ColumnElement[bool], at: datetime) -> None:
+        await self._execute(
+            sa.update(sessions)
+            .where(condition, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+
+
+def _session(row: Row[Any]) -> Session:
+    return Session(
+        jti=row.jti,
+        user_id=row.user_id,
+        chat_id=row.chat_id,
+        token=row.token,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class SqlOneTimeTokenRepository(_Repository):
+    async def add(self, token: OneTimeToken) -> None:
+        await self._execute(
+            sa.insert(one_time_tokens).values(
+                token_hash=token.token_hash,
+                user_id=token.user_id,
+                purpose=token.purpose.value,
+                created_at=token.created_at,
+                expires_at=token.expires_at,
+                used_at=token.used_at,
+            )
+        )
+
+    async def get(self, token_hash: str) -> OneTimeToken | None:
+        result = await self._execute(
+            sa.select(one_time_tokens).where(one_time_tokens.c.token_hash == token_hash)
+        )
+        row = result.one_or_none()
+        if row is None:
+            return None
+        return OneTimeToken(
+            token_hash=row.token_hash,
+            user_id=row.user_id,
+            purpose=TokenPurpose(row.purpose),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+        )
+
+    async def use_all(self, user_id: UUID, purpose: TokenPurpose, at: datetime) -> None:
+        await self._execute(
+            sa.update(one_time_tokens)
+            .where(
+                one_time_tokens.c.user_id == user_id,
+                one_time_tokens.c.purpose == purpose.value,
+                one_time_tokens.c.used_at.is_(None),
+            )
+            .values(used_at=at)
+        )
+
+    async def count_since(self, user_id: UUID, purpose: TokenPurpose, since: datetime) -> int:
+        result = await self._execute(
+            sa.select(sa.func.count())
+            .select_from(one_time_tokens)
+            .where(
+                one_time_tokens.c.user_id == user_id,
+                one_time_tokens.c.purpose == purpose.value,
+                one_time_tokens.c.created_at >= since,
+            )
+        )
+        return int(result.scalar_one())
+
+
+class SqlAttemptRepository(_Repository):
+    async def add(self, key: str, at: datetime) -> None:
+        await self._execute(sa.insert(login_attempts).values(key=key, at=at))
+
+    async def count_since(self, key: str, since: datetime) -> int:
+        result = await self._execute(
+            sa.select(sa.func.count())
+            .select_from(login_attempts)
+            .where(login_attempts.c.key == key, login_attempts.c.at >= since)
+        )
+        return int(result.scalar_one())
+
+    async def oldest_since(self, key: str, since: datetime) -> datetime | None:
+        result = await self._execute(
+            sa.select(login_attempts.c.at)
+            .where(login_attempts.c.key == key, login_attempts.c.at >= since)
+            .order_by(login_attempts.c.at)
+            .limit(1)
+        )
+        oldest: datetime | None = result.scalar_one_or_none()
+        return oldest
+
+    async def clear(self, key: str) -> None:
+        await self._execute(sa.delete(login_attempts).where(login_attempts.c.key == key))
+
+
+class SqlFlowRepository(_Repository):
+    def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
+        super().__init__(connection)
+        self._clock = clock
+
+    async def get(self, chat_id: int) -> ChatFlow | None:
+        result = await self._execute(
+            sa.select(chat_flows).where(chat_flows.c.chat_id == chat_id, self._live())
+        )
+        row = result.one_or_none()
+        if row is None:
+            return None
+        return ChatFlow(
+            chat_id=row.chat_id,
+            name=row.name,
+            step=row.step,
+            data=dict(row.data),
+            version=row.version,
+            expires_at=row.expires_at,
+        )
+
+    async def save(self, flow: ChatFlow) -> ChatFlow:
+        values: Mapping[str, Any] = {
+            "name": flow.name,
+            "step": flow.step,
+            "data": dict(flow.data),
+            "version": flow.version + 1,
+            "expires_at": flow.expires_at,
+        }
+        if flow.version == 0:
+            stored = await self._insert(flow.chat_id, values)
+        else:
+            result = await self._execute(
+                sa.update(chat_flows)
+                .where(chat_flows.c.chat_id == flow.chat_id, chat_flows.c.version == flow.version)
+                .values(**values)
+            )
+            stored = result.rowcount == 1
+        if not stored:
+            raise FlowConflict("This step was changed meanwhile; please send that again.")
+        return ChatFlow(
+            chat_id=flow.chat_id,
+            name=flow.name,
+            step=flow.step,
+            data=dict(flow.data),
+            version=flow.version + 1,
+            expires_at=flow.expires_at,
+        )
+
+    async def delete(self, chat_id: int) -> None:
+        await self._execute(sa.delete(chat_flows).where(chat_flows.c.chat_id == chat_id))
+
+    async def _insert(self, chat_id: int, values: Mapping[str, Any]) -> bool:
+        """Starts a flow; an expired leftover gives way, a live one (a concurrent start) wins."""
+        insert = self._upsert(chat_flows).values(chat_id=chat_id, **values)
+        statement: Insert = insert.on_conflict_do_update(
+            index_elements=[chat_flows.c.chat_id],
+            set_=values,
+            where=~self._live(),
+        ).returning(chat_flows.c.chat_id)
+        result = await self._execute(statement)
+        return result.one_or_none() is not None
+
+    def _live(self) -> sa.ColumnElement[bool]:
+        return sa.or_(chat_flows.c.expires_at.is_(None), chat_flows.c.expires_at > self._clock())
+
+
+class SqlOutbox(_Repository):
+    async def add(self, email: OutgoingEmail) -> None:
+        await self._execute(
+            sa.insert(outbox).values(
+                id=email.id,
+                message_id=email.message_id,
+                recipient=email.to,
+                kind=email.kind.value,
+                context=email.context,
+                status=OutboxStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=email.created_at,
+                created_at=email.created_at,
+            )
+        )

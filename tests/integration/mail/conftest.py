@@ -1,0 +1,62 @@
+"""A real SMTP server (aiosmtpd) in a thread of the test process, on a free loopback port."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from mail_smtp_servers import CREDENTIALS, HOST, StartServer, authenticate, free_port
+
+
+@pytest.fixture
+def start_server() -> Iterator[StartServer]:
+    controllers: list[Controller] = []
+
+    def start(handler: object, **smtp_options: Any) -> Controller:
+        controller = Controller(handler, hostname=HOST, port=free_port(), **smtp_options)
+        controller.start()
+        controllers.append(controller)
+        return controller
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def certificate_authority() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_tls(certificate_authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate_authority.issue_cert(HOST).configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def client_tls(certificate_authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    certificate_authority.configure_trust(context)
+    return context
+
+
+@pytest.fixture
+def smtp_credentials() -> tuple[str, str]:
+    return CREDENTIALS
+
+
+@pytest.fixture
+def starttls_with_auth(server_tls: ssl.SSLContext) -> dict[str, Any]:
+    """Server options: STARTTLS required, then AUTH (PLAIN/LOGIN) against `CREDENTIALS`."""
+    return {
+        "tls_context": server_tls,
+        "require_starttls": True,
+        "authenticator": authenticate,
+        "auth_require_tls": True,
+    }

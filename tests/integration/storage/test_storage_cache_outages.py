@@ -1,0 +1,144 @@
+"""Redis down, hung or restarted: the cache misses quietly and quickly, then resumes by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+from storage_builders import TcpProxy, free_port, new_snippet, new_user
+
+from core.entities import Snippet
+from storage.cache import CacheUnavailable, RedisSnippetCache, connect_redis
+
+if TYPE_CHECKING:
+    from tests.conftest import ThrowawayRedis
+
+pytestmark = pytest.mark.redis
+
+RETRY_AFTER = 0.2
+
+
+async def _exercise(cache: RedisSnippetCache, snippet: Snippet) -> None:
+    """Every operation once; none may raise."""
+    read = await cache.get_snippet(snippet.id)
+    assert read.value is None
+    await cache.put_snippet(snippet, read.ticket)
+    listed = await cache.get_list(snippet.owner_id)
+    assert listed.value is None
+    await cache.put_ref(snippet.owner_id, snippet.ref, snippet.id)
+    assert await cache.get_ref(snippet.owner_id, snippet.ref) is None
+    await cache.forget_snippet(snippet.owner_id, snippet.id)
+    await cache.forget_list(snippet.owner_id)
+
+
+async def _cached(cache: RedisSnippetCache, snippet: Snippet) -> bool:
+    await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
+    return (await cache.get_snippet(snippet.id)).value == snippet
+
+
+async def _until_cached(cache: RedisSnippetCache, snippet: Snippet, within: float = 5) -> None:
+    deadline = time.monotonic() + within
+    while not await _cached(cache, snippet):
+        if time.monotonic() > deadline:
+            pytest.fail("caching did not resume")
+        await asyncio.sleep(0.05)
+
+
+async def test_nothing_listening_means_fast_misses_and_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cache = RedisSnippetCache(connect_redis(f"redis://127.0.0.1:{free_port()}/0"), 60)
+    caplog.set_level(logging.WARNING, logger="storage.cache")
+    try:
+        started = time.monotonic()
+        for _ in range(50):
+            await _exercise(cache, new_snippet(new_user(), 1))
+        elapsed = time.monotonic() - started
+
+        with pytest.raises(CacheUnavailable):
+            await cache.ping()
+    finally:
+        await cache.close()
+
+    assert elapsed < 1.0
+    assert len([r for r in caplog.records if r.name == "storage.cache"]) == 1
+
+
+async def test_a_hung_server_costs_one_timeout_then_is_skipped() -> None:
+    silent: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(
+        _reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cache = RedisSnippetCache(connect_redis(f"redis://127.0.0.1:{port}/0", timeout=0.3), 60)
+    try:
+        started = time.monotonic()
+        for _ in range(20):
+            await _exercise(cache, new_snippet(new_user(), 1))
+        elapsed = time.monotonic() - started
+    finally:
+        await cache.close()
+        for writer in silent:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    assert elapsed < 1.5
+
+
+@pytest.fixture
+async def cache_on(throwaway_redis: ThrowawayRedis) -> AsyncIterator[RedisSnippetCache]:
+    cache = RedisSnippetCache(
+        connect_redis(throwaway_redis.url), 60, retry_after_seconds=RETRY_AFTER
+    )
+    yield cache
+    await cache.close()
+
+
+async def test_caching_resumes_after_redis_restarts(
+    throwaway_redis: ThrowawayRedis, cache_on: RedisSnippetCache
+) -> None:
+    snippet = new_snippet(new_user(), 1)
+    assert await _cached(cache_on, snippet)
+
+    throwaway_redis.stop()
+    started = time.monotonic()
+    for _ in range(20):
+        await _exercise(cache_on, new_snippet(new_user(), 1))
+    assert time.monotonic() - started < 1.0
+
+    throwaway_redis.start()
+    await _until_cached(cache_on, new_snippet(new_user(), 1))
+    await cache_on.ping()
+
+
+async def test_a_forget_that_missed_redis_is_delivered_when_it_answers_again(
+    redis_url: str,
+) -> None:
+    url = urlsplit(redis_url)
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379)
+    await proxy.start()
+    through_proxy = f"redis://127.0.0.1:{proxy.port}{url.path}"
+    cache = RedisSnippetCache(connect_redis(through_proxy), 60, retry_after_seconds=RETRY_AFTER)
+    try:
+        snippet = new_snippet(new_user(), 1)
+        assert await _cached(cache, snippet)
+
+        await proxy.cut()  # Redis keeps the value, but the edit's forget cannot reach it
+        await cache.forget_snippet(snippet.owner_id, snippet.id)
+        await proxy.start()
+        await asyncio.sleep(RETRY_AFTER * 1.5)
+
+        assert (await cache.get_snippet(snippet.id)).value is None
+    finally:
+        await cache.close()
+        await proxy.cut()

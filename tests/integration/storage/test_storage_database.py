@@ -1,0 +1,42 @@
+"""Building a `Database` from settings, for the embedded default and for Postgres."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+from storage.database import Database
+from storage.migrate import upgrade
+
+
+async def test_the_embedded_default_creates_its_data_dir_and_works(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path / "var" / "data", database_url=None)  # type: ignore[call-arg]
+    await upgrade(settings.effective_database_url)
+    database = Database.from_settings(settings)
+    try:
+        await database.ping()
+        assert not database.is_postgres
+        assert (tmp_path / "var" / "data" / "snippetvault.db").is_file()
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_postgres_url_gives_a_postgres_database(postgres_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=postgres_url, jwt_secret="x" * 40)  # type: ignore[call-arg]
+    database = Database.from_settings(settings)
+    try:
+        await database.ping()
+        assert database.is_postgres
+    finally:
+        await database.dispose()
+
+
+async def test_a_plain_postgresql_url_uses_asyncpg() -> None:
+    database = Database("postgresql://user@127.0.0.1:1/db")
+    try:
+        assert database.engine.dialect.driver == "asyncpg"
+    finally:
+        await database.dispose()

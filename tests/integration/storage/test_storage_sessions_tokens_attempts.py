@@ -1,0 +1,151 @@
+"""Sessions, one-time tokens and failed-attempt counters."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from storage_builders import T0
+
+from core.entities import OneTimeToken, Session, TokenPurpose, User
+from core.ports import UnitOfWorkFactory
+
+SaveUser = Callable[..., Awaitable[User]]
+
+
+def _session(user: User, chat_id: int, issued_minutes: int) -> Session:
+    issued = T0 + timedelta(minutes=issued_minutes)
+    return Session(
+        jti=uuid.uuid4().hex,
+        user_id=user.id,
+        chat_id=chat_id,
+        token=f"header.payload-{uuid.uuid4().hex}.signature",
+        issued_at=issued,
+        expires_at=issued + timedelta(days=1),
+    )
+
+
+def _token(user: User, purpose: TokenPurpose, created_minutes: int) -> OneTimeToken:
+    created = T0 + timedelta(minutes=created_minutes)
+    return OneTimeToken(
+        token_hash=uuid.uuid4().hex + uuid.uuid4().hex,
+        user_id=user.id,
+        purpose=purpose,
+        created_at=created,
+        expires_at=created + timedelta(hours=1),
+    )
+
+
+async def test_a_session_reads_back_and_the_chat_gets_its_newest_unrevoked_one(
+    uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    user = await saved_user()
+    chat_id = 7_000_000_000 + uuid.uuid4().int % 1_000_000  # beyond 32 bits, like real chats
+    old, newest, other_chat = (
+        _session(user, chat_id, 0),
+        _session(user, chat_id, 5),
+        _session(user, chat_id + 1, 10),
+    )
+    async with uow_factory() as uow:
+        for session in (old, newest, other_chat):
+            await uow.sessions.add(session)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.sessions.get(old.jti) == old
+        assert await uow.sessions.get("no-such-jti") is None
+        assert await uow.sessions.latest_for_chat(chat_id) == newest
+        await uow.sessions.revoke(newest.jti, T0 + timedelta(hours=1))
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        revoked = await uow.sessions.get(newest.jti)
+        assert revoked is not None
+        assert revoked.revoked_at == T0 + timedelta(hours=1)
+        assert await uow.sessions.latest_for_chat(chat_id) == old
+
+
+async def test_revoke_chat_and_revoke_user(
+    uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    alice, bob = await saved_user(), await saved_user()
+    chat_a, chat_b = uuid.uuid4().int % 10**9, uuid.uuid4().int % 10**9 + 10**9
+    in_a, bob_in_b, alice_in_b = (
+        _session(alice, chat_a, 0),
+        _session(bob, chat_b, 0),
+        _session(alice, chat_b, 1),
+    )
+    async with uow_factory() as uow:
+        for session in (in_a, bob_in_b, alice_in_b):
+            await uow.sessions.add(session)
+        await uow.commit()
+
+    at = T0 + timedelta(hours=2)
+    async with uow_factory() as uow:
+        await uow.sessions.revoke_chat(chat_a, at)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.sessions.latest_for_chat(chat_a) is None
+        assert await uow.sessions.latest_for_chat(chat_b) == alice_in_b
+        await uow.sessions.revoke_user(alice.id, at + timedelta(minutes=1))
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.sessions.latest_for_chat(chat_b) == bob_in_b
+        first_revocation = await uow.sessions.get(in_a.jti)
+    assert first_revocation is not None
+    assert first_revocation.revoked_at == at  # revoking again keeps the first time
+
+
+async def test_tokens_read_back_are_used_together_and_counted_by_purpose(
+    uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    user, other = await saved_user(), await saved_user()
+    verify_old = _token(user, TokenPurpose.VERIFY_EMAIL, 0)
+    verify_new = _token(user, TokenPurpose.VERIFY_EMAIL, 30)
+    reset = _token(user, TokenPurpose.RESET_PASSWORD, 30)
+    others = _token(other, TokenPurpose.VERIFY_EMAIL, 30)
+    async with uow_factory() as uow:
+        for token in (verify_old, verify_new, reset, others):
+            await uow.tokens.add(token)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.tokens.get(verify_old.token_hash) == verify_old
+        assert await uow.tokens.get("0" * 64) is None
+        since = T0 + timedelta(minutes=10)
+        assert await uow.tokens.count_since(user.id, TokenPurpose.VERIFY_EMAIL, since) == 1
+        assert await uow.tokens.count_since(user.id, TokenPurpose.VERIFY_EMAIL, T0) == 2
+        assert await uow.tokens.count_since(user.id, TokenPurpose.RESET_PASSWORD, T0) == 1
+        await uow.tokens.use_all(user.id, TokenPurpose.VERIFY_EMAIL, T0 + timedelta(hours=1))
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        used = [await uow.tokens.get(t.token_hash) for t in (verify_old, verify_new)]
+        untouched = [await uow.tokens.get(t.token_hash) for t in (reset, others)]
+    assert [token and token.used_at for token in used] == [T0 + timedelta(hours=1)] * 2
+    assert untouched == [reset, others]
+
+
+async def test_attempts_are_counted_per_key_within_a_window_and_cleared(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    key, other_key = f"login:user:{uuid.uuid4()}", f"login:chat:{uuid.uuid4()}"
+    async with uow_factory() as uow:
+        for minutes in (0, 5, 10):
+            await uow.attempts.add(key, T0 + timedelta(minutes=minutes))
+        await uow.attempts.add(other_key, T0)
+        await uow.commit()
+
+    since = T0 + timedelta(minutes=3)
+    async with uow_factory() as uow:
+        assert await uow.attempts.count_since(key, since) == 2
+        assert await uow.attempts.oldest_since(key, since) == T0 + timedelta(minutes=5)
+        assert await uow.attempts.oldest_since(key, T0 + timedelta(hours=1)) is None
+        await uow.attempts.clear(key)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.attempts.count_since(key, T0) == 0
+        assert await uow.attempts.count_since(other_key, T0) == 1

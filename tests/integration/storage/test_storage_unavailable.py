@@ -1,0 +1,142 @@
+"""A database that is down, hung or flapping surfaces as `StorageUnavailable`, quickly, and the
+same `Database` works again once the server is back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from storage_builders import TcpProxy, free_port, new_user
+
+from core.errors import StorageUnavailable
+from storage.database import Database
+from storage.models import users
+
+
+async def _assert_unavailable(database: Database, within_seconds: float) -> None:
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable):
+        async with database.uow_factory()() as uow:
+            await uow.users.get(new_user().id)
+    with pytest.raises(StorageUnavailable):
+        await database.ping()
+    with pytest.raises(StorageUnavailable):
+        await database.outbox_queue().counts()
+    assert time.monotonic() - started < within_seconds
+
+
+async def test_a_closed_port_is_unavailable_at_once() -> None:
+    database = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing")
+    try:
+        await _assert_unavailable(database, within_seconds=3)
+    finally:
+        await database.dispose()
+
+
+async def test_a_server_that_never_answers_is_unavailable_after_the_connect_timeout() -> None:
+    silent: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(
+        _reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    database = Database(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nothing", connect_timeout=0.3
+    )
+    try:
+        await _assert_unavailable(database, within_seconds=3)
+    finally:
+        await database.dispose()
+        for writer in silent:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture
+async def proxy(postgres_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    url = make_url(postgres_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    yield proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    await proxy.cut()
+
+
+async def test_units_of_work_recover_when_the_database_returns(
+    proxy: tuple[TcpProxy, str],
+) -> None:
+    tcp_proxy, url = proxy
+    database = Database(url, connect_timeout=1)
+    user = new_user()
+    try:
+        async with database.uow_factory()() as uow:
+            await uow.users.add(user)
+            await uow.commit()
+
+        # Down in the middle of a unit of work, and for new ones.
+        async with database.uow_factory()() as uow:
+            await uow.users.get(user.id)
+            await tcp_proxy.cut()
+            with pytest.raises(StorageUnavailable):
+                await uow.users.get(user.id)
+        await _assert_unavailable(database, within_seconds=5)
+
+        await tcp_proxy.start()
+        async with database.uow_factory()() as uow:
+            assert await uow.users.get(user.id) == user
+        await database.ping()
+    finally:
+        await database.dispose()
+
+
+async def test_a_statement_that_waits_too_long_is_unavailable(postgres_url: str) -> None:
+    database = Database(postgres_url, command_timeout=0.5)
+    user = new_user()
+    try:
+        async with database.uow_factory()() as uow:
+            await uow.users.add(user)
+            await uow.commit()
+        async with database.engine.connect() as blocker:
+            await blocker.execute(sa.select(users).where(users.c.id == user.id).with_for_update())
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                async with database.uow_factory()() as uow:
+                    await uow.users.set_password(user.id, "blocked by the row lock")
+            assert time.monotonic() - started < 3
+            await blocker.rollback()
+    finally:
+        await database.dispose()
+
+
+async def test_sqlite_locked_by_another_writer_for_too_long_is_unavailable(
+    sqlite_url: str,
+) -> None:
+    database = Database(sqlite_url, command_timeout=0.3)
+    try:
+        async with database.uow_factory()() as holder:
+            await holder.users.add(new_user())  # holds SQLite's one write lock
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                async with database.uow_factory()() as waiter:
+                    await waiter.users.get(new_user().id)
+            assert time.monotonic() - started < 3
+    finally:
+        await database.dispose()
+
+
+async def test_a_missing_schema_is_a_bug_not_an_outage(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'never-migrated.db'}")
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="no such table"):
+            async with database.uow_factory()() as uow:
+                await uow.users.get(new_user().id)
+    finally:
+        await database.dispose()

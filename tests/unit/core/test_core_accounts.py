@@ -1,0 +1,676 @@
+"""Signup, verification, login, sessions and password reset, on fakes of the ports."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from core.accounts import AccountService, normalise_email
+from core.entities import EmailKind, User
+from core.errors import (
+    AuthenticationError,
+    InvalidToken,
+    SessionExpired,
+    Throttled,
+    ValidationError,
+)
+from core.security import MAX_PASSWORD_BYTES, check_password_rules
+
+from .fakes import JWT_TTL, LINK_BASE, FakeClock, FakeDatabase, add_user
+
+PASSWORD = "correct horse battery"
+WINDOW = timedelta(minutes=15)
+
+
+def verification_secrets(db: FakeDatabase, email: str) -> tuple[str, str]:
+    """The code and the link payload of the latest verification email to `email`."""
+    mail = db.emails(to=email, kind=EmailKind.VERIFY_EMAIL)[-1]
+    link: str = mail.context["link"]
+    prefix = f"{LINK_BASE}?start="
+    assert link.startswith(prefix)
+    return mail.context["code"], link.removeprefix(prefix)
+
+
+def reset_code(db: FakeDatabase, email: str) -> str:
+    code: str = db.emails(to=email, kind=EmailKind.PASSWORD_RESET)[-1].context["code"]
+    return code
+
+
+async def sign_up(
+    accounts: AccountService,
+    db: FakeDatabase,
+    email: str = "ada@example.com",
+    password: str = PASSWORD,
+    *,
+    verified: bool = True,
+) -> User:
+    await accounts.signup(email, password)
+    if verified:
+        code, _ = verification_secrets(db, email)
+        return await accounts.verify(code, chat_id=999)
+    user = db.user_by_email(email)
+    assert user is not None
+    return user
+
+
+async def fail_logins(accounts: AccountService, times: int, email: str, chat_id: int) -> None:
+    for _ in range(times):
+        with pytest.raises(AuthenticationError):
+            await accounts.login(email, "wrong password!", chat_id)
+
+
+# -- signup -------------------------------------------------------------------------------
+
+
+async def test_signup_stores_a_normalised_unverified_user_and_queues_verification(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await accounts.signup("  Ada.Lovelace@Example.COM ", PASSWORD)
+
+    user = db.user_by_email("ada.lovelace@example.com")
+    assert user is not None
+    assert user.email == "ada.lovelace@example.com"
+    assert not user.is_verified
+    assert user.created_at == clock()
+    assert user.hashed_password.startswith("$2")
+    assert PASSWORD not in user.hashed_password
+    [mail] = db.outbox
+    assert (mail.to, mail.kind) == ("ada.lovelace@example.com", EmailKind.VERIFY_EMAIL)
+    code, payload = verification_secrets(db, user.email)
+    assert len(code) == 8
+    assert code.isalnum()
+    assert code.isupper() or code.isdigit()
+    assert len(payload) >= 16
+    assert datetime.fromisoformat(mail.context["expires_at"]) == clock() + timedelta(hours=24)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "ada",
+        "ada@",
+        "@example.com",
+        "ada@example",
+        "ada@example.c",
+        "ada@@example.com",
+        "ada@bob@example.com",
+        "a da@example.com",
+        "ada@exa..mple.com",
+        "ada..x@example.com",
+        "a" * 65 + "@example.com",
+        "ada@" + "x" * 250 + ".com",
+        "ada@example.com\r\nBcc: eve@example.com",
+        "ada\x00@example.com",
+        "ada\x7f@example.com",
+        "ada\u200b@example.com",
+        "eve,ada@example.com",
+        "eve;ada@example.com",
+        "<ada@example.com>",
+        'Ada "x"@example.com',
+    ],
+)
+async def test_signup_refuses_malformed_emails(
+    accounts: AccountService, db: FakeDatabase, raw: str
+) -> None:
+    with pytest.raises(ValidationError, match="email address"):
+        await accounts.signup(raw, PASSWORD)
+    assert db.committed.users == {}
+    assert db.outbox == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("ada@example.com", "ada@example.com"),
+        ("ADA@EXAMPLE.COM", "ada@example.com"),
+        ("\tfirst.last+tag@mail.example.co.uk\n", "first.last+tag@mail.example.co.uk"),
+        ("o'brien@example.ie", "o'brien@example.ie"),
+        ("zoë@exämple.de", "zoë@exämple.de"),
+    ],
+)
+def test_normalise_email_accepts_everyday_addresses(raw: str, normalised: str) -> None:
+    assert normalise_email(raw) == normalised
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [
+        ("a" * 7, "at least 8 characters"),
+        ("", "at least 8 characters"),
+        ("a" * 73, "at most 72 bytes"),
+        ("é" * 37, "at most 72 bytes"),  # 74 bytes in UTF-8
+        ("😀" * 200, "at most 72 bytes"),
+    ],
+)
+async def test_signup_refuses_passwords_outside_the_rules(
+    accounts: AccountService, db: FakeDatabase, password: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        await accounts.signup("ada@example.com", password)
+    assert db.committed.users == {}
+    assert db.outbox == []
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["a" * 8, "a" * MAX_PASSWORD_BYTES, "é" * 36, "😀" * 18, "🔑" * 8, "pass word"],
+)
+async def test_signup_accepts_passwords_within_the_rules_and_they_log_in(
+    accounts: AccountService, db: FakeDatabase, password: str
+) -> None:
+    assert len(password.encode()) <= MAX_PASSWORD_BYTES
+    await accounts.signup("ada@example.com", password)
+    result = await accounts.login("ada@example.com", password, chat_id=1)
+    assert result.user.email == "ada@example.com"
+
+
+def test_password_rules_message_explains_bytes() -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_password_rules("a" * 73)
+    message = str(caught.value)
+    assert "72 bytes" in message
+    assert "emoji" in message
+
+
+async def test_signup_of_a_verified_email_sends_nothing_and_says_nothing(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    user = await sign_up(accounts, db)
+    before = db.outbox
+
+    await accounts.signup("ADA@example.com", "another password")  # no error either
+
+    assert db.outbox == before
+    assert db.user_by_email("ada@example.com") == user  # password unchanged
+    assert (await accounts.login("ada@example.com", PASSWORD, 1)).user.id == user.id
+
+
+async def test_signup_of_an_unverified_email_resends_at_most_three_an_hour(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await accounts.signup("ada@example.com", PASSWORD)
+    for _ in range(4):
+        clock.advance(minutes=5)
+        await accounts.signup("ada@example.com", PASSWORD)
+    verifications = db.emails(to="ada@example.com", kind=EmailKind.VERIFY_EMAIL)
+    assert len(verifications) == 3
+    assert len({mail.context["code"] for mail in verifications}) == 3
+    assert len(db.committed.users) == 1
+
+    clock.advance(hours=1)
+    await accounts.signup("ada@example.com", PASSWORD)
+    assert len(db.emails(to="ada@example.com", kind=EmailKind.VERIFY_EMAIL)) == 4
+
+
+async def test_signup_losing_a_race_for_the_same_email_is_silent(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    async def other_signup_commits() -> None:
+        await add_user(db, "ada@example.com", verified=False)
+
+    db.after_enter.append(other_signup_commits)
+    await accounts.signup("ada@example.com", PASSWORD)  # no EmailTaken
+    assert len(db.committed.users) == 1
+    assert db.outbox == []
+
+
+async def test_resend_verification_is_rate_limited_and_skips_verified(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    user = await sign_up(accounts, db, verified=False)
+    assert await accounts.resend_verification(user)
+    assert await accounts.resend_verification(user)
+    assert not await accounts.resend_verification(user)
+    assert len(db.emails(kind=EmailKind.VERIFY_EMAIL)) == 3
+    verified = await sign_up(accounts, db, "bob@example.com")
+    assert not await accounts.resend_verification(verified)
+
+
+# -- verification -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        lambda code: code,
+        lambda code: code.lower(),
+        lambda code: f"  {code[:4]} {code[4:].lower()}  ",
+        lambda code: f"{code[:4]}-{code[4:]}",
+    ],
+    ids=["exact", "lower", "spaced", "dashed"],
+)
+async def test_verify_by_code_ignores_case_and_spaces(
+    accounts: AccountService, db: FakeDatabase, typed: object
+) -> None:
+    await accounts.signup("ada@example.com", PASSWORD)
+    code, _ = verification_secrets(db, "ada@example.com")
+    assert callable(typed)
+
+    user = await accounts.verify(typed(code), chat_id=1)
+
+    assert user.is_verified
+    stored = db.user_by_email("ada@example.com")
+    assert stored is not None
+    assert stored.is_verified
+
+
+async def test_verify_by_link_payload(accounts: AccountService, db: FakeDatabase) -> None:
+    await accounts.signup("ada@example.com", PASSWORD)
+    _, payload = verification_secrets(db, "ada@example.com")
+    user = await accounts.verify(payload, chat_id=1)
+    assert user.is_verified
+
+
+@pytest.mark.parametrize("first", ["code", "payload"])
+async def test_verification_secrets_are_single_use(
+    accounts: AccountService, db: FakeDatabase, first: str
+) -> None:
+    await accounts.signup("ada@example.com", PASSWORD)
+    code, payload = verification_secrets(db, "ada@example.com")
+    used, other = (code, payload) if first == "code" else (payload, code)
+    await accounts.verify(used, chat_id=1)
+    for secret in (used, other):
+        with pytest.raises(InvalidToken):
+            await accounts.verify(secret, chat_id=1)
+
+
+async def test_verification_expires_after_a_day(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await accounts.signup("ada@example.com", PASSWORD)
+    code, payload = verification_secrets(db, "ada@example.com")
+    clock.advance(hours=24)
+    for secret in (code, payload):
+        with pytest.raises(InvalidToken):
+            await accounts.verify(secret, chat_id=1)
+    user = db.user_by_email("ada@example.com")
+    assert user is not None
+    assert not user.is_verified
+
+
+async def test_an_earlier_verification_code_still_works_after_a_resend(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await accounts.signup("ada@example.com", PASSWORD)
+    first, _ = verification_secrets(db, "ada@example.com")
+    await accounts.signup("ada@example.com", PASSWORD)
+    assert (await accounts.verify(first, chat_id=1)).is_verified
+
+
+@pytest.mark.parametrize("wrong", ["", "   ", "AAAAAAAA", "x" * 500, "../../etc"])
+async def test_verify_refuses_wrong_codes(accounts: AccountService, wrong: str) -> None:
+    with pytest.raises(InvalidToken):
+        await accounts.verify(wrong, chat_id=1)
+
+
+async def test_wrong_verification_codes_are_throttled_per_chat(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await accounts.signup("ada@example.com", PASSWORD)
+    code, _ = verification_secrets(db, "ada@example.com")
+    for _ in range(10):
+        with pytest.raises(InvalidToken):
+            await accounts.verify("WRONG234", chat_id=1)
+
+    with pytest.raises(Throttled) as caught:
+        await accounts.verify(code, chat_id=1)  # even the right code waits
+    assert caught.value.retry_after == WINDOW.total_seconds() + 1
+    assert "15 minute" in str(caught.value)
+
+    # Another chat is not affected; the throttled chat may try again after the window.
+    await accounts.signup("bob@example.com", PASSWORD)
+    bob_code, _ = verification_secrets(db, "bob@example.com")
+    assert (await accounts.verify(bob_code, chat_id=2)).is_verified
+    clock.advance(WINDOW + timedelta(seconds=1))
+    assert (await accounts.verify(code, chat_id=1)).is_verified
+
+
+async def test_a_reset_code_does_not_verify_an_email(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await sign_up(accounts, db)
+    await accounts.request_reset("ada@example.com")
+    with pytest.raises(InvalidToken):
+        await accounts.verify(reset_code(db, "ada@example.com"), chat_id=1)
+
+
+# -- login --------------------------------------------------------------------------------
+
+
+async def test_login_with_the_right_password_starts_a_session(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    user = await sign_up(accounts, db)
+
+    result = await accounts.login(" ADA@example.com", PASSWORD, chat_id=42)
+
+    assert result.user == user
+    assert result.session.chat_id == 42
+    assert result.session.user_id == user.id
+    assert result.session.issued_at == clock()
+    assert result.session.expires_at == clock() + JWT_TTL
+    assert db.committed.sessions[result.session.jti] == result.session
+    assert await accounts.current_user(42) == user
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [
+        ("ada@example.com", "wrong password"),
+        ("ada@example.com", PASSWORD.upper()),
+        ("ada@example.com", PASSWORD + " "),
+        ("ada@example.com", ""),
+        ("ada@example.com", "a" * 73),
+        ("ada@example.com", PASSWORD + "x" * 60),  # same first 72 bytes would be a trap
+        ("nobody@example.com", PASSWORD),
+        ("nobody@example.com", "a" * 73),
+    ],
+)
+async def test_login_failures_are_one_and_the_same_error(
+    accounts: AccountService, db: FakeDatabase, email: str, password: str
+) -> None:
+    await sign_up(accounts, db)
+    with pytest.raises(AuthenticationError) as caught:
+        await accounts.login(email, password, chat_id=1)
+    assert type(caught.value) is AuthenticationError
+    assert str(caught.value) == "Wrong email or password."
+    assert db.committed.sessions == {}
+
+
+async def test_login_with_a_malformed_email_is_a_validation_error(
+    accounts: AccountService,
+) -> None:
+    with pytest.raises(ValidationError):
+        await accounts.login("not-an-email", PASSWORD, chat_id=1)
+
+
+async def test_eleventh_login_of_an_account_within_fifteen_minutes_is_throttled(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    for chat_id in range(10):  # spread over chats: the account is what counts
+        await fail_logins(accounts, 1, "ada@example.com", chat_id)
+        clock.advance(seconds=30)
+
+    with pytest.raises(Throttled) as caught:
+        await accounts.login("Ada@Example.com", PASSWORD, chat_id=77)
+    # The oldest failure leaves the window 15 minutes after it happened, and not earlier.
+    assert caught.value.retry_after == (WINDOW - timedelta(seconds=300)).total_seconds() + 1
+    assert "10 minute(s)" in str(caught.value)
+    clock.advance(seconds=caught.value.retry_after - 1)
+    with pytest.raises(Throttled):
+        await accounts.login("ada@example.com", PASSWORD, chat_id=77)
+
+    clock.advance(seconds=1)
+    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=77)).user.is_verified
+
+
+async def test_eleventh_login_in_a_chat_within_fifteen_minutes_is_throttled(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    for n in range(10):  # ten different addresses, one chat: password spraying
+        await fail_logins(accounts, 1, f"user{n}@example.com", chat_id=5)
+
+    with pytest.raises(Throttled):
+        await accounts.login("ada@example.com", PASSWORD, chat_id=5)
+    # The account itself is not locked: another chat logs in.
+    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=6)).session.chat_id == 6
+
+    clock.advance(WINDOW + timedelta(seconds=1))
+    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=5)).session.chat_id == 5
+
+
+async def test_failures_older_than_the_window_do_not_count(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    await fail_logins(accounts, 9, "ada@example.com", chat_id=1)
+    clock.advance(WINDOW + timedelta(seconds=1))
+    await fail_logins(accounts, 9, "ada@example.com", chat_id=1)
+    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=1)).user
+
+
+async def test_a_successful_login_clears_the_accounts_failures(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await sign_up(accounts, db)
+    await fail_logins(accounts, 9, "ada@example.com", chat_id=1)
+    await accounts.login("ada@example.com", PASSWORD, chat_id=2)
+    await fail_logins(accounts, 9, "ada@example.com", chat_id=3)
+    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=4)).user
+
+
+async def test_logging_in_to_ones_own_account_does_not_reset_the_chats_failures(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await sign_up(accounts, db, "eve@example.com")
+    await fail_logins(accounts, 9, "victim@example.com", chat_id=5)
+    await accounts.login("eve@example.com", PASSWORD, chat_id=5)
+    await fail_logins(accounts, 1, "other@example.com", chat_id=5)
+    with pytest.raises(Throttled):
+        await accounts.login("victim2@example.com", "guess", chat_id=5)
+
+
+async def test_login_alert_goes_to_verified_users_with_the_time_and_zone(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    clock.advance(minutes=3)
+
+    result = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+
+    assert result.alert_emailed
+    [alert] = db.emails(kind=EmailKind.LOGIN_ALERT)
+    assert alert.to == "ada@example.com"
+    at = datetime.fromisoformat(alert.context["at"])
+    assert at.tzinfo is not None
+    assert at == clock()
+    assert alert.created_at == clock()
+
+
+async def test_login_alert_is_not_queued_for_unverified_users(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await sign_up(accounts, db, verified=False)
+    result = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    assert not result.alert_emailed
+    assert db.emails(kind=EmailKind.LOGIN_ALERT) == []
+    assert await accounts.current_user(1) == result.user  # the session works all the same
+
+
+# -- sessions -----------------------------------------------------------------------------
+
+
+async def test_current_user_without_a_login_is_refused(accounts: AccountService) -> None:
+    with pytest.raises(AuthenticationError):
+        await accounts.current_user(1)
+
+
+async def test_a_session_belongs_to_its_chat(accounts: AccountService, db: FakeDatabase) -> None:
+    await sign_up(accounts, db)
+    await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    with pytest.raises(AuthenticationError):
+        await accounts.current_user(2)
+
+
+async def test_a_session_expires_after_the_jwt_ttl(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    user = await sign_up(accounts, db)
+    await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    clock.advance(JWT_TTL - timedelta(seconds=1))
+    assert await accounts.current_user(1) == user
+    clock.advance(seconds=1)
+    with pytest.raises(SessionExpired):
+        await accounts.current_user(1)
+
+
+async def test_logout_revokes_the_session(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    result = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+
+    assert await accounts.logout(1)
+
+    assert db.committed.sessions[result.session.jti].revoked_at == clock()
+    with pytest.raises(AuthenticationError):
+        await accounts.current_user(1)
+    assert not await accounts.logout(1)
+
+
+async def test_a_new_login_in_the_same_chat_replaces_the_old_session(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await sign_up(accounts, db)
+    bob = await sign_up(accounts, db, "bob@example.com")
+    first = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+
+    second = await accounts.login("bob@example.com", PASSWORD, chat_id=1)
+
+    assert db.committed.sessions[first.session.jti].revoked_at is not None
+    assert db.committed.sessions[second.session.jti].revoked_at is None
+    assert await accounts.current_user(1) == bob
+
+
+async def test_a_session_row_holding_another_sessions_token_is_refused(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    from dataclasses import replace
+
+    await sign_up(accounts, db)
+    one = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    await accounts.logout(1)
+    two = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    sessions = db.committed.sessions
+    sessions[two.session.jti] = replace(two.session, token=one.session.token)
+    with pytest.raises(AuthenticationError, match="not valid"):
+        await accounts.current_user(1)
+
+
+# -- password reset -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["unknown", "unverified", "verified"])
+async def test_reset_requests_answer_alike_and_mail_only_verified(
+    accounts: AccountService, db: FakeDatabase, who: str
+) -> None:
+    if who != "unknown":
+        await sign_up(accounts, db, verified=who == "verified")
+    before = len(db.outbox)
+
+    await accounts.request_reset("Ada@Example.com")  # no error, whoever asks
+
+    resets = db.emails(kind=EmailKind.PASSWORD_RESET)
+    assert len(db.outbox) == before + len(resets)
+    assert len(resets) == (1 if who == "verified" else 0)
+
+
+async def test_reset_request_with_a_malformed_email_is_a_validation_error(
+    accounts: AccountService,
+) -> None:
+    with pytest.raises(ValidationError):
+        await accounts.request_reset("nope")
+
+
+async def test_reset_emails_are_limited_to_three_an_hour(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    for _ in range(5):
+        await accounts.request_reset("ada@example.com")
+    assert len(db.emails(kind=EmailKind.PASSWORD_RESET)) == 3
+    clock.advance(hours=1, seconds=1)
+    await accounts.request_reset("ada@example.com")
+    assert len(db.emails(kind=EmailKind.PASSWORD_RESET)) == 4
+
+
+async def test_password_reset_changes_the_password_and_ends_every_session(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    user = await sign_up(accounts, db)
+    await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    await accounts.login("ada@example.com", PASSWORD, chat_id=2)
+    await accounts.request_reset("ada@example.com")
+    mail = db.emails(kind=EmailKind.PASSWORD_RESET)[-1]
+    assert datetime.fromisoformat(mail.context["expires_at"]) == clock() + timedelta(minutes=30)
+    code = reset_code(db, "ada@example.com")
+
+    handle = await accounts.check_reset_code(f" {code.lower()} ", chat_id=1)
+    await accounts.reset_password(handle, "brand new password")
+
+    for chat_id in (1, 2):
+        with pytest.raises(AuthenticationError):
+            await accounts.current_user(chat_id)
+    assert all(s.revoked_at is not None for s in db.sessions_of(user.id))
+    with pytest.raises(AuthenticationError):
+        await accounts.login("ada@example.com", PASSWORD, chat_id=3)
+    assert (await accounts.login("ada@example.com", "brand new password", chat_id=3)).user
+
+
+async def test_reset_codes_are_single_use(accounts: AccountService, db: FakeDatabase) -> None:
+    await sign_up(accounts, db)
+    await accounts.request_reset("ada@example.com")
+    code = reset_code(db, "ada@example.com")
+    handle = await accounts.check_reset_code(code, chat_id=1)
+    await accounts.reset_password(handle, "brand new password")
+
+    with pytest.raises(InvalidToken):
+        await accounts.check_reset_code(code, chat_id=1)
+    with pytest.raises(InvalidToken):
+        await accounts.reset_password(handle, "third password!")
+    assert (await accounts.login("ada@example.com", "brand new password", chat_id=3)).user
+
+
+@pytest.mark.parametrize("password", ["short", "a" * 73, "😀" * 200])
+async def test_reset_applies_the_password_rules_and_keeps_the_code(
+    accounts: AccountService, db: FakeDatabase, password: str
+) -> None:
+    await sign_up(accounts, db)
+    await accounts.request_reset("ada@example.com")
+    handle = await accounts.check_reset_code(reset_code(db, "ada@example.com"), chat_id=1)
+    with pytest.raises(ValidationError):
+        await accounts.reset_password(handle, password)
+    await accounts.reset_password(handle, "a good password")  # the code was not spent
+    assert (await accounts.login("ada@example.com", "a good password", chat_id=1)).user
+
+
+async def test_reset_codes_expire(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    await accounts.request_reset("ada@example.com")
+    code = reset_code(db, "ada@example.com")
+    handle = await accounts.check_reset_code(code, chat_id=1)
+    clock.advance(minutes=30)
+    with pytest.raises(InvalidToken):
+        await accounts.check_reset_code(code, chat_id=1)
+    with pytest.raises(InvalidToken):
+        await accounts.reset_password(handle, "brand new password")
+
+
+async def test_wrong_reset_codes_are_throttled_per_chat(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await sign_up(accounts, db)
+    await accounts.request_reset("ada@example.com")
+    code = reset_code(db, "ada@example.com")
+    for _ in range(10):
+        with pytest.raises(InvalidToken):
+            await accounts.check_reset_code("WRONG234", chat_id=1)
+    with pytest.raises(Throttled):
+        await accounts.check_reset_code(code, chat_id=1)
+    assert await accounts.check_reset_code(code, chat_id=2)
+
+
+async def test_a_verification_code_is_not_a_reset_code(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await accounts.signup("ada@example.com", PASSWORD)
+    code, _ = verification_secrets(db, "ada@example.com")
+    with pytest.raises(InvalidToken):
+        await accounts.check_reset_code(code, chat_id=1)

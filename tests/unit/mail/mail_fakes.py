@@ -1,0 +1,149 @@
+"""In-memory stand-ins for the worker's ports; they follow the port docstrings, lease included."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+from uuid import UUID, uuid4
+
+from core.entities import EmailKind, OutboxItem, OutboxStatus, OutgoingEmail
+
+SENDER = "SnippetVault <no-reply@snippetvault.test>"
+
+CONTEXTS: dict[EmailKind, dict[str, Any]] = {
+    EmailKind.VERIFY_EMAIL: {
+        "link": "https://t.me/snippetvault_bot?start=v-Zm9vYmFy",
+        "code": "428913",
+        "expires_at": "2026-11-30T13:45:00+00:00",
+    },
+    EmailKind.LOGIN_ALERT: {"at": "2026-11-29T13:45:00+00:00", "chat_id": 123456789},
+    EmailKind.SNIPPET_CREATED: {
+        "title": "Quick sort",
+        "language": "python",
+        "ref": 3,
+        "created_at": "2026-11-29T13:45:00+00:00",
+    },
+    EmailKind.SNIPPET_DELETED: {"title": "Quick sort", "ref": 3},
+    EmailKind.SNIPPET_RETRIEVED: {
+        "title": "Quick sort",
+        "language": "python",
+        "ref": 3,
+        "code": "def quick_sort(items):\n    return sorted(items)\n",
+        "filename": "quick_sort.py",
+    },
+    EmailKind.PASSWORD_RESET: {"code": "771204", "expires_at": "2026-11-29T14:45:00+00:00"},
+}
+
+
+def make_email(
+    kind: EmailKind = EmailKind.LOGIN_ALERT, to: str = "ada@example.com", **context: Any
+) -> OutgoingEmail:
+    email_id = uuid4()
+    return OutgoingEmail(
+        id=email_id,
+        to=to,
+        kind=kind,
+        context={**CONTEXTS[kind], **context},
+        message_id=f"<{email_id}@snippetvault.test>",
+        created_at=datetime(2026, 11, 29, 13, 45, tzinfo=UTC),
+    )
+
+
+class FakeClock:
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 11, 29, 13, 45, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class FakeOutboxQueue:
+    """`OutboxQueue` over a dict; a claimed row's `next_attempt_at` is the end of its lease."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.items: dict[UUID, OutboxItem] = {}
+        self._lock = asyncio.Lock()
+
+    def add(self, email: OutgoingEmail) -> None:
+        self.items[email.id] = OutboxItem(
+            email=email, status=OutboxStatus.PENDING, attempts=0, next_attempt_at=email.created_at
+        )
+
+    def item(self, email_id: UUID) -> OutboxItem:
+        return self.items[email_id]
+
+    async def claim(self, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        async with self._lock:
+            now = self.clock()
+            due = sorted(
+                (
+                    item
+                    for item in self.items.values()
+                    if item.status in (OutboxStatus.PENDING, OutboxStatus.SENDING)
+                    and item.next_attempt_at <= now
+                ),
+                key=lambda item: (item.next_attempt_at, item.email.created_at),
+            )[:limit]
+            claimed = []
+            for item in due:
+                leased = dataclasses.replace(
+                    item,
+                    status=OutboxStatus.SENDING,
+                    attempts=item.attempts + 1,
+                    next_attempt_at=now + timedelta(seconds=lease_seconds),
+                )
+                self.items[item.email.id] = leased
+                claimed.append(leased)
+            return claimed
+
+    async def mark_sent(self, email_id: UUID, at: datetime) -> None:
+        self._update(email_id, status=OutboxStatus.SENT, sent_at=at)
+
+    async def retry_later(self, email_id: UUID, error: str, at: datetime) -> None:
+        self._update(email_id, status=OutboxStatus.PENDING, next_attempt_at=at, last_error=error)
+
+    async def mark_failed(self, email_id: UUID, error: str) -> None:
+        self._update(email_id, status=OutboxStatus.FAILED, last_error=error)
+
+    async def counts(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in OutboxStatus}
+        for item in self.items.values():
+            counts[item.status.value] += 1
+        return counts
+
+    def _update(self, email_id: UUID, **changes: object) -> None:
+        self.items[email_id] = dataclasses.replace(self.items[email_id], **changes)  # type: ignore[arg-type]
+
+
+class FakeTransport:
+    """Delivers into `sent`; `failures[recipient]` lists errors to raise, one per attempt."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+        self.failures: dict[str, list[Exception]] = {}
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.gate: asyncio.Event | None = None
+        self.started = asyncio.Event()
+
+    async def send(self, message: EmailMessage) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.started.set()
+        try:
+            await asyncio.sleep(0)  # let the other sends of the batch start too
+            if self.gate is not None:
+                await self.gate.wait()
+            pending = self.failures.get(str(message["To"]), [])
+            if pending:
+                raise pending.pop(0)
+            self.sent.append(message)
+        finally:
+            self.in_flight -= 1

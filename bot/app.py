@@ -21,9 +21,11 @@ from telegram.request import BaseRequest
 
 from bot.context import BotApplication, BotContext, reply
 from bot.handlers import accounts, snippets
+from bot.logs import redact_library_logs
 from bot.render import COMMANDS
 from bot.services import Services
 from core.settings import Settings
+from storage.locks import PollingLock
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,13 @@ def build_application(
     *,
     services: Services | None = None,
     run_worker: bool = True,
+    single_poller: bool = False,
     request: BaseRequest | None = None,
     rate_limit: bool = True,
 ) -> BotApplication:
     """The bot, wired to `services` (opened in `post_init` from settings when not given)."""
     assert settings.telegram_bot_token is not None
+    redact_library_logs((settings.telegram_bot_token.get_secret_value(),))
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
         Application.builder()
         .token(settings.telegram_bot_token.get_secret_value())
@@ -47,7 +51,7 @@ def build_application(
         .base_file_url(settings.telegram_file_base_url)
         .context_types(ContextTypes(context=BotContext))
         .concurrent_updates(64)
-        .post_init(_opener(settings, services, run_worker))
+        .post_init(_opener(settings, services, run_worker, single_poller))
         .post_shutdown(_close)
     )
     if request is not None:
@@ -115,10 +119,25 @@ def _update_id(update: object) -> object:
     return update.update_id if isinstance(update, Update) else None
 
 
-def _opener(settings: Settings, services: Services | None, run_worker: bool) -> Any:
+class AnotherPoller(Exception):
+    """Another process already long-polls for this bot."""
+
+
+def _opener(
+    settings: Settings, services: Services | None, run_worker: bool, single_poller: bool
+) -> Any:
     async def post_init(application: BotApplication) -> None:
         opened = services or await Services.open(settings)
         application.bot_data["services"] = opened
+        if single_poller:
+            lock = PollingLock(opened.database.engine, application.bot.id)
+            if not await lock.acquire():
+                await opened.close()
+                raise AnotherPoller(
+                    f"another process is already long-polling for @{application.bot.username}. "
+                    "Stop it first, or run several processes in webhook mode (BOT_WEBHOOK_URL)."
+                )
+            application.bot_data["polling_lock"] = lock
         opened.set_bot_username(application.bot.username)
         await application.bot.set_my_commands(
             [BotCommand(name, what[:256]) for name, what, _ in COMMANDS]
@@ -131,5 +150,8 @@ def _opener(settings: Settings, services: Services | None, run_worker: bool) -> 
 
 async def _close(application: BotApplication) -> None:
     services: Services | None = application.bot_data.get("services")
+    lock: PollingLock | None = application.bot_data.get("polling_lock")
+    if lock is not None:
+        await lock.release()
     if services is not None:
         await services.close()

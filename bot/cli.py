@@ -16,6 +16,7 @@ log = logging.getLogger("snippetvault")
 
 # PTB 22 exposes retry delays as timedelta only when asked, and warns on each one otherwise.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,8 +77,9 @@ def _secrets(settings: Settings) -> tuple[str, ...]:
 
 
 def _run(settings: Settings, options: argparse.Namespace) -> int:
-    from bot.app import build_application
+    from bot.app import AnotherPoller, build_application
     from bot.logs import configure_logging
+    from bot.webhook import ALLOWED_UPDATES, serve_webhook
     from storage.migrate import upgrade
 
     configure_logging(secrets=_secrets(settings))
@@ -87,30 +89,19 @@ def _run(settings: Settings, options: argparse.Namespace) -> int:
             "token in .env as TELEGRAM_BOT_TOKEN=..."
         )
     asyncio.run(upgrade(settings.effective_database_url))
-    application = build_application(settings, run_worker=not options.no_worker)
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
-    if settings.bot_webhook_url:
-        assert settings.bot_webhook_secret is not None
-        log.info(
-            "starting in webhook mode on %s:%s",
-            settings.bot_webhook_listen,
-            settings.bot_webhook_port,
-        )
-        application.run_webhook(
-            listen=settings.bot_webhook_listen,
-            port=settings.bot_webhook_port,
-            url_path="telegram",
-            webhook_url=settings.bot_webhook_url,
-            secret_token=settings.bot_webhook_secret.get_secret_value(),
-            allowed_updates=["message", "edited_message", "callback_query"],
-            stop_signals=stop_signals,
-        )
-    else:
-        log.info("starting with long polling")
-        application.run_polling(
-            allowed_updates=["message", "edited_message", "callback_query"],
-            stop_signals=stop_signals,
-        )
+    polling = settings.bot_webhook_url is None
+    application = build_application(
+        settings, run_worker=not options.no_worker, single_poller=polling
+    )
+    if not polling:
+        asyncio.run(serve_webhook(application, settings))
+        return 0
+    log.info("starting with long polling")
+    try:
+        application.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=STOP_SIGNALS)
+    except AnotherPoller as error:
+        print(f"snippetvault: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,6 +22,7 @@ from core.errors import (
     FlowConflict,
     SessionExpired,
     StorageUnavailable,
+    WrongCredentials,
 )
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ def replying(handler: Handler) -> Handler:
             await reply(update, UNAVAILABLE)
         except FlowConflict:
             await reply(update, "That step was already answered. Please send it again.")
+        except WrongCredentials as error:
+            await reply(update, escape(str(error)))
         except AuthenticationError as error:
             prefix = "Your session has ended. " if isinstance(error, SessionExpired) else ""
             await reply(update, prefix + LOGIN_FIRST)

@@ -13,6 +13,9 @@ import re
 _TOKEN = re.compile(r"\d{5,12}:[A-Za-z0-9_-]{30,}")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 _NOISY = ("httpx", "httpcore", "telegram.request", "aiosqlite", "asyncio")
+_LEAKY = ("telegram.Bot", "telegram.ext.ExtBot", "httpx", "httpcore", "aiosqlite")
+"""Loggers whose records carry secrets: PTB logs its Bot API URLs (token included) at DEBUG,
+httpx each request's URL, aiosqlite each statement's parameters (session tokens)."""
 
 
 class RedactSecrets(logging.Filter):
@@ -30,6 +33,9 @@ class RedactSecrets(logging.Filter):
             record.exc_text = self.scrub(text)
         return True
 
+    def remember(self, secrets: tuple[str, ...]) -> None:
+        self._secrets = tuple(dict.fromkeys((*self._secrets, *(s for s in secrets if s))))
+
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
@@ -45,3 +51,15 @@ def configure_logging(level: int = logging.INFO, secrets: tuple[str, ...] = ()) 
     root.setLevel(level)
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def redact_library_logs(secrets: tuple[str, ...] = ()) -> None:
+    """Scrubs the leaky libraries' records where they are made, so no handler (the host
+    process's, a test's, a level turned up to DEBUG) ever sees the secrets in them."""
+    for name in _LEAKY:
+        logger = logging.getLogger(name)
+        existing = [f for f in logger.filters if isinstance(f, RedactSecrets)]
+        if existing:
+            existing[0].remember(secrets)
+        else:
+            logger.addFilter(RedactSecrets(secrets))

@@ -20,6 +20,7 @@ from core.errors import (
     SessionExpired,
     Throttled,
     ValidationError,
+    WrongCredentials,
 )
 from core.events import Event, PasswordResetRequested, UserLoggedIn, UserSignedUp
 from core.notifications import email_for, wants_email
@@ -168,7 +169,7 @@ class AccountService:
         async with self._uow() as uow:
             if user is None or not matched:
                 await self._record_failure(uow, keys)
-                raise AuthenticationError("Wrong email or password.")
+                raise WrongCredentials("Wrong email or password.")
             token, claims = self._tokens.issue(user.id, chat_id, now)
             session = Session(claims.jti, user.id, chat_id, token, now, claims.expires_at)
             await uow.sessions.revoke_chat(chat_id, now)

@@ -17,6 +17,10 @@ class SessionExpired(AuthenticationError):
     """The session existed but ran out or was revoked."""
 
 
+class WrongCredentials(AuthenticationError):
+    """A login with an unknown email or a wrong password (never told apart)."""
+
+
 class Throttled(DomainError):
     """Too many attempts; `retry_after` is in seconds."""
 

@@ -88,7 +88,7 @@ class OutboxWorker:
                     group.create_task(self._handle_guarded(item, slots))
         return len(items)
 
-    async def run(self, stop: asyncio.Event, idle_sleep: float = 5.0) -> None:
+    async def run(self, stop: asyncio.Event, idle_sleep: float = 1.0) -> None:
         """Drains the outbox until `stop` is set; the batch in flight is finished first."""
         while not stop.is_set():
             try:

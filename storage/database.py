@@ -10,7 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.ports import Clock, OutboxQueue, UnitOfWork, UnitOfWorkFactory
 from core.settings import Settings
-from storage.engine import COMMAND_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS, create_engine
+from storage.engine import (
+    CHECKOUT_TIMEOUT_SECONDS,
+    COMMAND_TIMEOUT_SECONDS,
+    CONNECT_TIMEOUT_SECONDS,
+    create_engine,
+)
 from storage.errors import unavailable_as_domain_error
 from storage.outbox import FailedEmail, SqlOutboxQueue
 from storage.uow import SqlAlchemyUnitOfWork
@@ -30,10 +35,12 @@ class Database:
         clock: Clock = utc_now,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
         command_timeout: float = COMMAND_TIMEOUT_SECONDS,
+        checkout_timeout: float = CHECKOUT_TIMEOUT_SECONDS,
     ) -> None:
         self.url = url
         self.is_postgres = make_url(url).get_backend_name() == "postgresql"
         self._clock = clock
+        self._checkout_timeout = checkout_timeout
         self._engine = create_engine(
             url, connect_timeout=connect_timeout, command_timeout=command_timeout
         )
@@ -48,7 +55,9 @@ class Database:
 
     def uow_factory(self) -> UnitOfWorkFactory:
         def new_unit_of_work() -> UnitOfWork:
-            return SqlAlchemyUnitOfWork(self._engine, self._clock)
+            return SqlAlchemyUnitOfWork(
+                self._engine, self._clock, checkout_timeout=self._checkout_timeout
+            )
 
         return new_unit_of_work
 

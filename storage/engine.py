@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 15.0
+CHECKOUT_TIMEOUT_SECONDS = 6.0
+"""How long a unit of work waits for a working connection (pool wait, pre-ping, connect)."""
 
 
 def create_engine(

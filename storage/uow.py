@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import TracebackType
 from typing import Self
@@ -18,6 +19,7 @@ from core.ports import (
     SnippetRepository,
     UserRepository,
 )
+from storage.engine import CHECKOUT_TIMEOUT_SECONDS
 from storage.errors import unavailable_as_domain_error
 from storage.repositories import (
     SqlAttemptRepository,
@@ -46,16 +48,26 @@ class SqlAlchemyUnitOfWork:
     flows: FlowRepository
     outbox: Outbox
 
-    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        checkout_timeout: float = CHECKOUT_TIMEOUT_SECONDS,
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self._checkout_timeout = checkout_timeout
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("this unit of work is already in use")
         with unavailable_as_domain_error():
-            connection = await self._engine.connect()
+            # Bounded as a whole: to a server gone silent, the pool's pre-ping of a pooled
+            # connection would otherwise wait a full command timeout before reconnecting.
+            async with asyncio.timeout(self._checkout_timeout):
+                connection = await self._engine.connect()
         self._connection = connection
         self.users = SqlUserRepository(connection)
         self.snippets = SqlSnippetRepository(connection)

@@ -9,12 +9,6 @@ An unreachable service skips its tests, or fails them with `SNIPPETVAULT_REQUIRE
 
 from __future__ import annotations
 
-import os
-
-# PTB 22 warns on every RetryAfter unless timedelta values are opted in; tests treat
-# warnings as errors, and the bot (bot/cli.py) opts in the same way.
-os.environ.setdefault("PTB_TIMEDELTA", "1")
-
 import asyncio
 import os
 import shutil
@@ -36,6 +30,11 @@ from sqlalchemy.engine import URL, make_url
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import Base
+
+# PTB 22 warns on every RetryAfter unless timedelta values are opted in; tests treat
+# warnings as errors, and the bot (bot/cli.py) opts in the same way. (Set before any test
+# module imports telegram.)
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -22,7 +22,11 @@ def command_text(message: Message) -> CommandText:
     text = message.text or message.caption or ""
     first, _, rest = text.partition("\n")
     parts = first.split(maxsplit=1)
-    args = parts[1].strip() if len(parts) > 1 and parts[0].startswith("/") else first.strip()
+    if parts and parts[0].startswith("/"):
+        # A bare `/signup` has no arguments; the command itself is not one.
+        args = parts[1].strip() if len(parts) > 1 else ""
+    else:
+        args = first.strip()
     fenced = unwrap_fence(rest)
     return CommandText(args, fenced.code, fenced.language_hint or pre_language(message))
 

@@ -13,7 +13,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.context import BotContext, email_note, is_private, logged_in, reply, replying
 from bot.handlers import accounts
-from bot.handlers.parsing import command_text
+from bot.handlers.parsing import command_text, pre_language
 from bot.render import (
     LIST_PAGE_SIZE,
     confirm_delete_keyboard,
@@ -26,7 +26,7 @@ from bot.render import (
 from core.entities import Snippet, User
 from core.errors import NotFound, ValidationError
 from core.snippets import Saved, parse_ref
-from core.text import file_name
+from core.text import file_name, unwrap_fence
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Bots cannot download files larger than this from Telegram's cloud Bot API."""
@@ -64,9 +64,12 @@ async def _save_from_message(
     text = source.text or source.caption
     if not text:
         raise ValidationError("That message has no text or file to save.")
-    parts = command_text(source) if text.startswith("/") else None
-    code = parts.body if parts else text
-    hint = parts.language_hint if parts else None
+    if text.startswith("/"):
+        parts = command_text(source)
+        code, hint = parts.body, parts.language_hint
+    else:
+        fenced = unwrap_fence(text)
+        code, hint = fenced.code, fenced.language_hint or pre_language(source)
     saved = await context.services.snippets.create(
         user, title or _first_line(code), code, language_hint=hint
     )
@@ -112,7 +115,7 @@ async def _save_document(
 
 async def _saved_reply(update: Update, saved: Saved) -> None:
     snippet = saved.snippet
-    note = "📧 A confirmation email is on its way." if saved.emailed else ""
+    note = email_note(saved.emailed, "A confirmation email")
     await reply(
         update,
         f"✅ Saved {snippet_header(snippet)}.\nFetch it with /get {snippet.ref}\n{note}".strip(),
@@ -209,7 +212,7 @@ async def delete(update: Update, context: BotContext, user: User) -> None:
 
 async def _delete(update: Update, context: BotContext, user: User, ref: int) -> None:
     saved = await context.services.snippets.delete(user, ref)
-    note = "📧 A confirmation email is on its way." if saved.emailed else ""
+    note = email_note(saved.emailed, "A confirmation email")
     await reply(update, f"🗑 Deleted {snippet_header(saved.snippet)}.\n{note}".strip())
 
 
@@ -278,8 +281,9 @@ async def text_message(update: Update, context: BotContext) -> None:
     if await accounts.continue_flow(update, context, flow, text):
         return
     user = await context.services.accounts.current_user(message.chat_id)
-    fenced = command_text(message)
-    code, hint = (fenced.body, fenced.language_hint) if text.startswith("```") else (text, None)
+    # The whole message is the code: a fence around it is unwrapped, its first line included.
+    fenced = unwrap_fence(text)
+    code, hint = fenced.code, fenced.language_hint or pre_language(message)
     if flow.name == "save":
         async with context.services.flows.claim(flow):
             saved = await context.services.snippets.create(

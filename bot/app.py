@@ -19,7 +19,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot.context import BotApplication, BotContext, reply
+from bot.context import BotApplication, BotContext, reply, stop_button_spinner
 from bot.handlers import accounts, snippets
 from bot.logs import redact_library_logs
 from bot.render import COMMANDS
@@ -83,7 +83,9 @@ def add_handlers(application: BotApplication) -> None:
         "delete": snippets.delete,
     }
     for name, callback in commands.items():
-        application.add_handler(CommandHandler(name, callback))
+        # New messages only: an edited message is never run as a command (editing an old
+        # message into `/delete 3` must not delete anything).
+        application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
     application.add_handler(CallbackQueryHandler(snippets.button))
     application.add_handler(
         MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, snippets.save_document)
@@ -108,8 +110,7 @@ async def on_error(update: object, context: BotContext) -> None:
     log.error("unhandled error for update %s", _update_id(update), exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            if update.callback_query is not None:
-                await update.callback_query.answer()
+            await stop_button_spinner(update)
             await reply(update, APOLOGY)
         except TelegramError:
             log.warning("could not send the apology for update %s", _update_id(update))

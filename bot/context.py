@@ -3,9 +3,10 @@ replies, so handlers stay a straight line: parse, call core, render."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from html import escape
 from typing import Any
 
@@ -74,24 +75,56 @@ def replying(handler: Handler) -> Handler:
         if update.effective_chat is None:
             return
         if not is_private(update):
-            await reply(update, PRIVATE_ONLY.format(link=private_link(context)))
+            # `/login ada@example.com secret` typed in a group shows the password to everyone.
+            note = await delete_secret_message(update) if _holds_password(update) else ""
+            refusal = PRIVATE_ONLY.format(link=private_link(context))
+            await reply(update, f"{note}\n\n{refusal}".strip())
             return
         try:
             await handler(update, context)
-        except StorageUnavailable:
-            log.warning("database unavailable while handling update %s", update.update_id)
-            await reply(update, UNAVAILABLE)
-        except FlowConflict:
-            await reply(update, "That step was already answered. Please send it again.")
-        except WrongCredentials as error:
-            await reply(update, escape(str(error)))
-        except AuthenticationError as error:
-            prefix = "Your session has ended. " if isinstance(error, SessionExpired) else ""
-            await reply(update, prefix + LOGIN_FIRST)
         except DomainError as error:
-            await reply(update, escape(str(error)))
+            if isinstance(error, StorageUnavailable):
+                log.warning("database unavailable while handling update %s", update.update_id)
+            await stop_button_spinner(update)
+            await reply(update, error_reply(error))
 
     return wrapper
+
+
+def error_reply(error: DomainError) -> str:
+    if isinstance(error, StorageUnavailable):
+        return UNAVAILABLE
+    if isinstance(error, FlowConflict):
+        return "That step was already answered by another message of yours."
+    if isinstance(error, AuthenticationError) and not isinstance(error, WrongCredentials):
+        prefix = "Your session has ended. " if isinstance(error, SessionExpired) else ""
+        return prefix + LOGIN_FIRST
+    return escape(str(error))
+
+
+@contextlib.asynccontextmanager
+async def noted_errors(update: Update, note: str) -> AsyncIterator[None]:
+    """Answers a domain error with `note` in front: a failed login still says that the
+    message with the password was deleted. The error ends there: keep the success reply
+    inside the block."""
+    try:
+        yield
+    except DomainError as error:
+        await reply(update, f"{note}\n\n{error_reply(error)}".strip())
+
+
+async def stop_button_spinner(update: Update) -> None:
+    """Answers a pressed button, unless the handler did already (Telegram refuses a second)."""
+    if update.callback_query is not None:
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer()
+
+
+def _holds_password(update: Update) -> bool:
+    """`/signup` or `/login` with an email and a password after it."""
+    message = update.effective_message
+    words = (message.text or "").split() if message is not None else []
+    return len(words) >= 3 and words[0].split("@")[0].lower() in {"/signup", "/login"}
 
 
 def logged_in(handler: UserHandler) -> Handler:

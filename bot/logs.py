@@ -53,9 +53,20 @@ def configure_logging(level: int = logging.INFO, secrets: tuple[str, ...] = ()) 
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class DropStatementEcho(logging.Filter):
+    """aiosqlite's DEBUG records echo every statement with its parameters, and those hold
+    one-time codes (outbox rows), session tokens and addresses no pattern recognises."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
 def redact_library_logs(secrets: tuple[str, ...] = ()) -> None:
     """Scrubs the leaky libraries' records where they are made, so no handler (the host
     process's, a test's, a level turned up to DEBUG) ever sees the secrets in them."""
+    statements = logging.getLogger("aiosqlite")
+    if not any(isinstance(f, DropStatementEcho) for f in statements.filters):
+        statements.addFilter(DropStatementEcho())
     for name in _LEAKY:
         logger = logging.getLogger(name)
         existing = [f for f in logger.filters if isinstance(f, RedactSecrets)]

@@ -12,10 +12,12 @@ from dataclasses import replace
 from datetime import timedelta
 
 from core.entities import ChatFlow
-from core.errors import DomainError
+from core.errors import DomainError, FlowConflict
 from core.ports import Clock, UnitOfWorkFactory
 
 FLOW_TTL = timedelta(minutes=15)
+WORKING = "working"
+"""The step of a flow while one update is answering it (see `FlowService.claim`)."""
 
 
 class FlowService:
@@ -61,7 +63,10 @@ class FlowService:
         """Takes the flow's current step for one update: a second update answering the same
         step gets `FlowConflict`. Success ends the flow; a failure reopens the step so the
         person can answer again."""
-        claimed = await self.advance(flow, "working")
+        if flow.step == WORKING:
+            # Read while another update held it: that update answers this step.
+            raise FlowConflict("That step is being answered already.")
+        claimed = await self.advance(flow, WORKING)
         try:
             yield
         except BaseException:

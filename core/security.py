@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,12 +41,19 @@ def check_password_rules(password: str) -> None:
         )
 
 
+def default_hashing_threads() -> int:
+    """One core fewer than the machine has (at least one): a burst of logins then leaves a
+    core to the event loop, so other chats stay responsive (bench/RESULTS.md, logins)."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 class PasswordHasher:
     """bcrypt in worker threads, with a bound on how many hash at once."""
 
-    def __init__(self, rounds: int = BCRYPT_ROUNDS, max_parallel: int = 2) -> None:
+    def __init__(self, rounds: int = BCRYPT_ROUNDS, max_parallel: int | None = None) -> None:
         self._rounds = rounds
-        self._slots = asyncio.Semaphore(max_parallel)
+        self.max_parallel = max_parallel or default_hashing_threads()
+        self._slots = asyncio.Semaphore(self.max_parallel)
         self._dummy_hash = bcrypt.hashpw(b"dummy password", bcrypt.gensalt(rounds)).decode()
 
     async def hash(self, password: str) -> str:

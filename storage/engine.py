@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 15.0
+POOL_SIZE = 20
+POOL_MAX_OVERFLOW = 20
+POOL_RECYCLE_SECONDS = 1800
 CHECKOUT_TIMEOUT_SECONDS = 6.0
 """How long a unit of work waits for a working connection (pool wait, pre-ping, connect)."""
 
@@ -37,7 +40,17 @@ def _postgres_engine(url: URL, connect_timeout: float, command_timeout: float) -
         url = url.set(drivername="postgresql+asyncpg")
     return create_async_engine(
         url,
-        pool_pre_ping=True,
+        # No pre-ping: with asyncpg it costs three round trips (BEGIN, ping, ROLLBACK) on every
+        # checkout, more than a cached /get needs in all (bench/RESULTS.md). A connection that
+        # died fails its statement as `StorageUnavailable`, and SQLAlchemy then invalidates the
+        # whole pool, so the next unit of work reconnects; recycling bounds how long a connection
+        # can sit idle behind a firewall that drops it silently.
+        pool_pre_ping=False,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        # Sized for PTB's concurrent updates (64): a smaller pool made every update beyond it
+        # open and close a connection of its own (overflow connections are not kept).
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_MAX_OVERFLOW,
         pool_timeout=command_timeout,
         connect_args={
             "timeout": connect_timeout,

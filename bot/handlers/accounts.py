@@ -14,6 +14,7 @@ from bot.context import (
     BotContext,
     delete_secret_message,
     logged_in,
+    noted_errors,
     reply,
     replying,
 )
@@ -47,7 +48,8 @@ async def signup(update: Update, context: BotContext) -> None:
     words = command_text(_message(update)).args.split()
     if len(words) >= 2:
         note = await delete_secret_message(update)
-        await _signup(update, context, words[0], " ".join(words[1:]), note)
+        async with noted_errors(update, note):
+            await _signup(update, context, words[0], _password(update), note)
     elif len(words) == 1:
         normalise_email(words[0])
         await context.services.flows.start(chat_id, "signup", "password", email=words[0])
@@ -94,7 +96,8 @@ async def login(update: Update, context: BotContext) -> None:
     chat_id = _chat_id(update)
     if len(words) >= 2:
         note = await delete_secret_message(update)
-        await _login(update, context, words[0], " ".join(words[1:]), note)
+        async with noted_errors(update, note):
+            await _login(update, context, words[0], _password(update), note)
     elif len(words) == 1:
         normalise_email(words[0])
         await context.services.flows.start(chat_id, "login", "password", email=words[0])
@@ -162,7 +165,7 @@ async def continue_flow(update: Update, context: BotContext, flow: ChatFlow, tex
         await reply(update, ASK_PASSWORD)
     elif key in {("signup", "password"), ("login", "password")}:
         note = await delete_secret_message(update)
-        async with flows.claim(flow):
+        async with noted_errors(update, note), flows.claim(flow):
             if flow.name == "signup":
                 check_password_rules(text)
                 await _signup(update, context, flow.data["email"], text, note)
@@ -179,15 +182,21 @@ async def continue_flow(update: Update, context: BotContext, flow: ChatFlow, tex
         await reply(update, "Code accepted. Now send your new password (at least 8 characters).")
     elif key == ("reset", "password"):
         note = await delete_secret_message(update)
-        async with flows.claim(flow):
+        async with noted_errors(update, note), flows.claim(flow):
             await context.services.accounts.reset_password(flow.data["handle"], text)
-        await reply(
-            update,
-            f"{note}\n\n✅ Password changed. Every session was logged out; /login again.".strip(),
-        )
+            await reply(
+                update,
+                f"{note}\n\n✅ Password changed. Every session was logged out; /login again.",
+            )
     else:
         return False
     return True
+
+
+def _password(update: Update) -> str:
+    """Everything after the email, inner spaces kept: the same password as when it is sent
+    step by step (`/login`, then the password alone)."""
+    return command_text(_message(update)).args.split(maxsplit=1)[1]
 
 
 def _chat_id(update: Update) -> int:

@@ -24,8 +24,9 @@ from bot.render import (
     snippet_message,
 )
 from core.entities import Snippet, User
-from core.errors import NotFound, ValidationError
-from core.snippets import Saved, parse_ref
+from core.errors import FlowConflict, NotFound, ValidationError
+from core.flows import WORKING
+from core.snippets import MAX_REF, Saved, parse_ref
 from core.text import file_name, unwrap_fence
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
@@ -98,7 +99,8 @@ async def _save_document(
         )
     if size > limit:
         raise ValidationError(
-            f"That file is too large to keep as a snippet ({size // 1024} KB; "
+            # Rounded up, so a file just over the limit never reads as equal to it.
+            f"That file is too large to keep as a snippet ({-(-size // 1024)} KB; "
             f"the limit is {limit // 1024} KB)."
         )
     try:
@@ -199,7 +201,8 @@ async def _edited_reply(update: Update, snippet: Snippet) -> None:
 async def rename(update: Update, context: BotContext, user: User) -> None:
     ref_text, _, title = command_text(_message(update)).args.partition(" ")
     if not ref_text or not title.strip():
-        raise ValidationError("Send /rename &lt;number&gt; &lt;new title&gt;, e.g. /rename 3 Sort")
+        # Domain errors are escaped when shown: plain text here.
+        raise ValidationError("Send /rename <number> <new title>, e.g. /rename 3 Sort")
     snippet = await context.services.snippets.rename(user, parse_ref(ref_text), title)
     await reply(update, f"✏️ Renamed to {snippet_header(snippet)}.")
 
@@ -225,6 +228,10 @@ async def button(update: Update, context: BotContext, user: User) -> None:
         await query.answer("This button is no longer valid.")
         return
     action, number = match.group(1), int(match.group(2) or 0)
+    if action != "list" and number > MAX_REF:
+        # Past the ref column's range (a forged button): the database would refuse the query.
+        await query.answer("This button is no longer valid.")
+        return
     try:
         if action == "open":
             await query.answer()
@@ -232,11 +239,16 @@ async def button(update: Update, context: BotContext, user: User) -> None:
         elif action == "list":
             page = await context.services.snippets.list(user, number, LIST_PAGE_SIZE)
             await query.answer()
-            await query.edit_message_text(
-                page_text(page, "Your snippets", "You have no snippets yet."),
-                parse_mode=ParseMode.HTML,
-                reply_markup=page_keyboard(page, "list") if page.items else None,
-            )
+            try:
+                await query.edit_message_text(
+                    page_text(page, "Your snippets", "You have no snippets yet."),
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=page_keyboard(page, "list") if page.items else None,
+                )
+            except BadRequest as error:
+                # A double tap (or a second client) asks for the page already shown.
+                if "not modified" not in error.message.lower():
+                    raise
         elif action == "del":
             snippet = await context.services.snippets.view(user, number)
             await query.answer()
@@ -269,6 +281,13 @@ async def text_message(update: Update, context: BotContext) -> None:
     text = message.text or ""
     flow = await context.services.flows.current(message.chat_id)
     if text.startswith("/"):
+        addressee = text.split(maxsplit=1)[0].partition("@")[2]
+        if addressee and addressee.lower() != (context.bot.username or "").lower():
+            await reply(
+                update,
+                f"That command is for @{escape(addressee)}, not for me. /help lists mine.",
+            )
+            return
         await reply(update, "I don't know that command. /help lists what I can do.")
         return
     if flow is None:
@@ -278,6 +297,8 @@ async def text_message(update: Update, context: BotContext) -> None:
             "to it with /save &lt;title&gt;. /help lists everything.",
         )
         return
+    if flow.step == WORKING:
+        raise FlowConflict("That step is being answered already.")
     if await accounts.continue_flow(update, context, flow, text):
         return
     user = await context.services.accounts.current_user(message.chat_id)

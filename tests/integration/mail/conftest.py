@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -39,11 +40,15 @@ def server_tls(certificate_authority: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-@pytest.fixture(scope="session")
-def client_tls(certificate_authority: trustme.CA) -> ssl.SSLContext:
+@pytest.fixture
+async def client_tls(certificate_authority: trustme.CA) -> AsyncIterator[ssl.SSLContext]:
+    """Trusts the test CA. A TLS connection finishes closing (close_notify) a few loop turns
+    after `send` returns: wait for that before the test's event loop goes away, or the socket
+    is reported as leaked."""
     context = ssl.create_default_context()
     certificate_authority.configure_trust(context)
-    return context
+    yield context
+    await asyncio.sleep(0.2)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from core.errors import (
     SessionExpired,
     Throttled,
     ValidationError,
+    WrongCredentials,
 )
 from core.security import MAX_PASSWORD_BYTES, check_password_rules
 
@@ -375,7 +376,7 @@ async def test_login_failures_are_one_and_the_same_error(
     await sign_up(accounts, db)
     with pytest.raises(AuthenticationError) as caught:
         await accounts.login(email, password, chat_id=1)
-    assert type(caught.value) is AuthenticationError
+    assert type(caught.value) is WrongCredentials
     assert str(caught.value) == "Wrong email or password."
     assert db.committed.sessions == {}
 

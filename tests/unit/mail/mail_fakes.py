@@ -123,22 +123,25 @@ class FakeOutboxQueue:
 
 
 class FakeTransport:
-    """Delivers into `sent`; `failures[recipient]` lists errors to raise, one per attempt."""
+    """Delivers into `sent`; `failures[recipient]` lists errors to raise, one per attempt.
+
+    With a `gate`, every send waits for it to be set: that holds sends "in flight".
+    """
 
     def __init__(self) -> None:
         self.sent: list[EmailMessage] = []
         self.failures: dict[str, list[Exception]] = {}
+        self.gate: asyncio.Event | None = None
         self.in_flight = 0
         self.most_in_flight = 0
-        self.gate: asyncio.Event | None = None
-        self.started = asyncio.Event()
+        self._in_flight_changed = asyncio.Condition()
 
     async def send(self, message: EmailMessage) -> None:
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        self.started.set()
+        async with self._in_flight_changed:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self._in_flight_changed.notify_all()
         try:
-            await asyncio.sleep(0)  # let the other sends of the batch start too
             if self.gate is not None:
                 await self.gate.wait()
             pending = self.failures.get(str(message["To"]), [])
@@ -147,3 +150,7 @@ class FakeTransport:
             self.sent.append(message)
         finally:
             self.in_flight -= 1
+
+    async def until_in_flight(self, count: int) -> None:
+        async with self._in_flight_changed:
+            await self._in_flight_changed.wait_for(lambda: self.in_flight >= count)

@@ -84,8 +84,15 @@ async def test_sends_run_concurrently_within_the_bound(
     queue: FakeOutboxQueue, transport: FakeTransport, make_worker: Any
 ) -> None:
     queued(queue, *(make_email() for _ in range(10)))
+    transport.gate = asyncio.Event()
 
-    await make_worker(batch_size=10, concurrency=3).drain_once()
+    draining = asyncio.create_task(make_worker(batch_size=10, concurrency=3).drain_once())
+    async with asyncio.timeout(5):
+        await transport.until_in_flight(3)
+        await asyncio.sleep(0.05)  # time for a fourth send to start, were it allowed to
+        assert transport.in_flight == 3
+        transport.gate.set()
+        assert await draining == 10
 
     assert transport.most_in_flight == 3
     assert len(transport.sent) == 10
@@ -323,7 +330,7 @@ async def test_run_finishes_the_sends_in_flight_before_returning(
 
     running = asyncio.create_task(make_worker().run(stop, idle_sleep=30))
     async with asyncio.timeout(5):
-        await transport.started.wait()
+        await transport.until_in_flight(2)
         stop.set()
         await asyncio.sleep(0.01)
         assert not running.done()

@@ -1,0 +1,1 @@
+"""Resilience: faults of real backends, bad input and attacks, against the real bot."""

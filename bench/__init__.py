@@ -1,0 +1,1 @@
+"""SnippetVault benchmarks: `python -m bench --help` (or `make bench`)."""

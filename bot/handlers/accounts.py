@@ -6,6 +6,7 @@ the bot asks for each value); every message that carries a password is deleted a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from html import escape
 
 from telegram import Message, Update
@@ -44,18 +45,29 @@ async def help_command(update: Update, context: BotContext) -> None:
 
 @replying
 async def signup(update: Update, context: BotContext) -> None:
-    chat_id = _chat_id(update)
+    await _credentials_command(update, context, "signup", _signup)
+
+
+Finish = Callable[[Update, BotContext, str, str, str], Awaitable[None]]
+
+
+async def _credentials_command(
+    update: Update, context: BotContext, flow: str, finish: Finish
+) -> None:
+    """`/signup` and `/login`: email and password in one message, or the email alone, or
+    nothing; the bot asks for what is missing."""
     words = command_text(_message(update)).args.split()
+    chat_id = _chat_id(update)
     if len(words) >= 2:
         note = await delete_secret_message(update)
         async with noted_errors(update, note):
-            await _signup(update, context, words[0], _password(update), note)
+            await finish(update, context, words[0], _password(update), note)
     elif len(words) == 1:
         normalise_email(words[0])
-        await context.services.flows.start(chat_id, "signup", "password", email=words[0])
+        await context.services.flows.start(chat_id, flow, "password", email=words[0])
         await reply(update, ASK_PASSWORD)
     else:
-        await context.services.flows.start(chat_id, "signup", "email")
+        await context.services.flows.start(chat_id, flow, "email")
         await reply(update, ASK_EMAIL)
 
 
@@ -92,19 +104,7 @@ async def verify_secret(update: Update, context: BotContext, secret: str) -> Non
 
 @replying
 async def login(update: Update, context: BotContext) -> None:
-    words = command_text(_message(update)).args.split()
-    chat_id = _chat_id(update)
-    if len(words) >= 2:
-        note = await delete_secret_message(update)
-        async with noted_errors(update, note):
-            await _login(update, context, words[0], _password(update), note)
-    elif len(words) == 1:
-        normalise_email(words[0])
-        await context.services.flows.start(chat_id, "login", "password", email=words[0])
-        await reply(update, ASK_PASSWORD)
-    else:
-        await context.services.flows.start(chat_id, "login", "email")
-        await reply(update, ASK_EMAIL)
+    await _credentials_command(update, context, "login", _login)
 
 
 async def _login(

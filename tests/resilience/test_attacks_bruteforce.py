@@ -8,11 +8,11 @@ A chat gets 10 failures too, however many accounts it spreads them over.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from tests.bot.conftest import BotHarness
+from tests.bot.conftest import BotHarness, Clock
 from tests.fakebotapi import FakeTelegram
 from tests.resilience.conftest import HostileBots
 from tests.secrets_guard import SecretsGuard
@@ -24,18 +24,10 @@ WRONG = "Wrong email or password"
 LIMIT = 10
 
 
-class MovableClock:
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
 @pytest.fixture
-def brute_clock(monkeypatch: pytest.MonkeyPatch) -> MovableClock:
+def brute_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The clock both bots' use cases read (set before they start)."""
-    clock = MovableClock()
+    clock = Clock()
     monkeypatch.setattr("bot.services.utc_now", clock)
     return clock
 
@@ -45,7 +37,7 @@ async def two_bots(
     hostile_bots: HostileBots,
     fresh_postgres_url: str,
     redis_url: str,
-    brute_clock: MovableClock,
+    brute_clock: Clock,
     secrets_guard: SecretsGuard,
 ) -> tuple[BotHarness, BotHarness]:
     secrets_guard.remember(PASSWORD)
@@ -62,7 +54,7 @@ async def two_bots(
 
 
 async def test_eleventh_failed_login_is_throttled_across_two_bot_processes(
-    two_bots: tuple[BotHarness, BotHarness], brute_clock: MovableClock
+    two_bots: tuple[BotHarness, BotHarness], brute_clock: Clock
 ) -> None:
     first, second = two_bots
     # Ten wrong guesses, alternating processes and from ten chats (so only the account's

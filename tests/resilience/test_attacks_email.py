@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
 
-from tests.bot.conftest import BotHarness
+from tests.bot.conftest import BotHarness, Clock
 from tests.resilience.conftest import HostileBots, query_rows
 from tests.secrets_guard import SecretsGuard
 
@@ -22,17 +22,9 @@ EVIL_TITLE = "Evil\rBcc: eve@example.com\rX-Evil: 1 <script>alert('t')</script>"
 EVIL_CODE = "<script>alert('x')</script>\n</pre><img src=x onerror=alert(1)>\n& &amp; \"q\"\n"
 
 
-class MovableClock:
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
 @pytest.fixture
-def mail_clock(monkeypatch: pytest.MonkeyPatch) -> MovableClock:
-    clock = MovableClock()
+def mail_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
     monkeypatch.setattr("bot.services.utc_now", clock)
     return clock
 
@@ -41,7 +33,7 @@ def mail_clock(monkeypatch: pytest.MonkeyPatch) -> MovableClock:
 async def mail_bot(
     hostile_bots: HostileBots,
     sqlite_url: str,
-    mail_clock: MovableClock,
+    mail_clock: Clock,
     secrets_guard: SecretsGuard,
 ) -> BotHarness:
     secrets_guard.remember(PASSWORD)
@@ -80,7 +72,7 @@ async def test_unverified_address_gets_only_the_verification_email(mail_bot: Bot
 
 
 async def test_at_most_three_verification_emails_an_hour(
-    mail_bot: BotHarness, mail_clock: MovableClock
+    mail_bot: BotHarness, mail_clock: Clock
 ) -> None:
     bot = mail_bot
     for chat in range(10, 20):  # ten signups of the same address, from ten chats

@@ -1,4 +1,9 @@
-"""The bot in a process of its own, for its memory: `python -m bench.memory '<json>'`.
+"""The bot in a process of its own: `python -m bench.memory '<json>'`.
+
+It serves two rows: the memory row (a mix of commands, then the peak RSS), and the
+scale-out row, where one or two such processes serve cached /get at once (`"mix": "get"`,
+`"barrier": true`: print `ready`, wait for a line on stdin, then go, so that the processes
+start together).
 
 It builds the same `Application` as `snippetvault run` would (Postgres, Redis, SMTP settings;
 no outbox worker, no polling: updates come from the bench's driver in this process, answered by
@@ -54,6 +59,8 @@ async def main(arguments: dict[str, Any]) -> dict[str, Any]:
     refs: int = arguments["cached_refs"]
 
     def text(chat_id: int, n: int) -> str:
+        if arguments.get("mix") == "get":
+            return f"/get {1 + n % refs}"
         step = n % 10
         if step in (3, 7):
             return "/list"
@@ -67,6 +74,22 @@ async def main(arguments: dict[str, Any]) -> dict[str, Any]:
     await application.post_init(application)  # type: ignore[misc]
     await application.start()
     rss_start = proc_status_kb("VmRSS")
+    if arguments.get("mix") == "get":
+        # Every chat fetches each ref twice first (the first caches the ref, the second the
+        # snippet), so the timed run measures cached /get only.
+        await drive(
+            application,
+            replies,
+            Updates(),
+            arguments["chats"],
+            text,
+            total=0,
+            concurrency=arguments["concurrency"],
+            rounds=2 * refs,
+        )
+    if arguments.get("barrier"):
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
     try:
         stats = await drive(
             application,
@@ -82,6 +105,7 @@ async def main(arguments: dict[str, Any]) -> dict[str, Any]:
             "updates": stats.count + stats.failures,
             "failures": stats.failures,
             "per_second": stats.per_second,
+            "seconds": stats.wall_seconds,
             "p50_ms": stats.p50_ms,
             "p99_ms": stats.p99_ms,
             "rss_start_kb": rss_start,

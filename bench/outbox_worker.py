@@ -1,9 +1,10 @@
 """One outbox worker in a process of its own: `python -m bench.outbox_worker '<json>'`.
 
 As `snippetvault worker` scales out: its own `Database`, the production `OutboxWorker`
-(defaults: batches of 10, 4 sends at once) and an `SmtpTransport`. It prints `ready` once set
-up, starts draining when a line arrives on stdin, stops when a claim comes back empty, and
-prints one JSON line: how many emails it claimed and how long it took.
+(defaults: batches of 50 over 8 SMTP connections, each reused for its share of a batch) and an
+`SmtpTransport`. It prints `ready` once set up, starts draining when a line arrives on stdin,
+stops when a claim comes back empty, and prints one JSON line: how many emails it claimed and
+how long it took.
 """
 
 from __future__ import annotations

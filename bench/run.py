@@ -677,21 +677,80 @@ class Bench:
         )
         return row
 
-    # -- memory ----------------------------------------------------------------------------
+    # -- scale-out -------------------------------------------------------------------------
 
-    async def memory(self) -> None:
-        arguments = {
+    async def processes(self) -> None:
+        """Cached /get served by one bot process, then by two at once on the same Postgres
+        and Redis (chats split between them): the throughput of two against one."""
+        single = await self._bot_processes(1)
+        double = await self._bot_processes(2)
+        ratio = double.per_second / single.per_second if single.per_second else math.nan
+        double.note = f"{ratio:.2f}× the throughput of one process; " + double.note
+        double.extra["ratio_to_one_process"] = ratio
+        self.add(single)
+        self.add(double)
+
+    async def _bot_processes(self, count: int) -> Row:
+        shares = [self.chats[index::count] for index in range(count)]
+        per_process = self.sizes.updates // count
+        processes = []
+        for chats in shares:
+            arguments = {
+                **self._bot_process_arguments(chats, per_process),
+                "mix": "get",
+                "barrier": True,
+                "concurrency": max(1, self.sizes.concurrency // count),
+            }
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.memory",
+                json.dumps(arguments),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            assert process.stdout is not None
+            if (await process.stdout.readline()).strip() != b"ready":
+                raise RuntimeError("a bot process of the scale-out row did not start")
+            processes.append(process)
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            await process.stdin.drain()
+        outputs = [await process.communicate() for process in processes]
+        reports = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+        # They started together: the slowest one's serving time (start-up and shutdown left
+        # out) is how long the two took.
+        seconds = max(report["seconds"] for report in reports)
+        handled = sum(report["updates"] - report["failures"] for report in reports)
+        row = Row(f"/get (cached): {count} bot process{'es' if count > 1 else ''}")
+        row.updates = handled
+        row.per_second = handled / seconds if seconds else math.nan
+        row.p50_ms = max(report["p50_ms"] for report in reports)
+        row.p99_ms = max(report["p99_ms"] for report in reports)
+        row.failures = sum(report["failures"] for report in reports)
+        row.note = f"{handled} updates in {seconds:.1f} s (p50/p99: the slowest process)"
+        row.extra.update(seconds=seconds, processes=reports)
+        return row
+
+    def _bot_process_arguments(self, chats: list[int], updates: int) -> dict[str, object]:
+        return {
             "database_url": self.database.url,
             "redis_url": self.redis_url,
             "smtp_port": self.sink.port,
             "jwt_secret": self.jwt_secret,
             "data_dir": str(self.data_dir),
-            "chats": self.chats,
+            "chats": chats,
             "search_terms": self.fixture.search_terms[:20],
-            "updates": self.sizes.memory_updates,
+            "updates": updates,
             "concurrency": self.sizes.concurrency,
             "cached_refs": CACHED_REFS,
         }
+
+    # -- memory ----------------------------------------------------------------------------
+
+    async def memory(self) -> None:
+        arguments = self._bot_process_arguments(self.chats, self.sizes.memory_updates)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -740,6 +799,7 @@ async def run(sizes: Sizes) -> Results:
         await runner.search()
         await runner.logins()
         await runner.outbox()
+        await runner.processes()
         await runner.memory()
         results = runner.results
     results.started_at = started_at

@@ -17,7 +17,6 @@ from core.errors import (
     AuthenticationError,
     EmailTaken,
     InvalidToken,
-    SessionExpired,
     Throttled,
     ValidationError,
     WrongCredentials,
@@ -194,16 +193,16 @@ class AccountService:
     async def current_user(self, chat_id: int) -> User:
         """The user logged in to this chat; `AuthenticationError` when nobody is."""
         now = self._now()
+        # Every command starts here: one statement, outside a transaction (bench/NOTES.md).
         async with self._uow() as uow:
-            session = await uow.sessions.latest_for_chat(chat_id)
-            if session is None:
-                raise AuthenticationError("You are not logged in.")
-            claims = self._tokens.decode(session.token, chat_id, now)
-            if claims.jti != session.jti or claims.user_id != session.user_id:
-                raise AuthenticationError("Your session is not valid.")
-            user = await uow.users.get(claims.user_id)
-        if user is None:
-            raise SessionExpired("Your account no longer exists.")
+            await uow.autocommit()
+            found = await uow.sessions.latest_for_chat(chat_id)
+        if found is None:
+            raise AuthenticationError("You are not logged in.")
+        session, user = found
+        claims = self._tokens.decode(session.token, chat_id, now)
+        if claims.jti != session.jti or claims.user_id != session.user_id:
+            raise AuthenticationError("Your session is not valid.")
         return user
 
     # -- password reset ---------------------------------------------------------------

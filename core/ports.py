@@ -6,7 +6,7 @@ Repositories never commit: the unit of work owns the transaction, and leaving it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -75,8 +75,9 @@ class SessionRepository(Protocol):
 
     async def get(self, jti: str) -> Session | None: ...
 
-    async def latest_for_chat(self, chat_id: int) -> Session | None:
-        """The newest session of the chat that is not revoked (it may have expired)."""
+    async def latest_for_chat(self, chat_id: int) -> tuple[Session, User] | None:
+        """The newest session of the chat that is not revoked (it may have expired), and its
+        user, read together in one statement (every command checks the session first)."""
 
     async def revoke(self, jti: str, at: datetime) -> None: ...
 
@@ -146,6 +147,12 @@ class UnitOfWork(Protocol):
     ) -> None:
         """Rolls back whatever was not committed."""
 
+    async def autocommit(self) -> None:
+        """From here on, every statement is a transaction of its own, committed as it runs:
+        no BEGIN, COMMIT or ROLLBACK round trips. Call it right after entering, before any
+        statement, and only where each statement stands alone (a read, or a single write);
+        `commit()` and `rollback()` then have nothing left to do."""
+
     async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
@@ -165,6 +172,9 @@ class OutboxQueue(Protocol):
         """
 
     async def mark_sent(self, email_id: UUID, at: datetime) -> None: ...
+
+    async def mark_all_sent(self, email_ids: Sequence[UUID], at: datetime) -> None:
+        """`mark_sent` for a whole batch, in one statement."""
 
     async def retry_later(self, email_id: UUID, error: str, at: datetime) -> None:
         """Back to pending, due at `at`."""
@@ -212,8 +222,14 @@ class SnippetCache(Protocol):
 
     async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None: ...
 
-    async def get_ref(self, owner_id: UUID, ref: int) -> UUID | None:
-        """The id behind an owner's ref (refs never change meaning, so no ticket is needed)."""
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
+        """The snippet behind an owner's ref, in one read of the backend.
+
+        None when the cache does not know the ref (or is unreachable): read the snippet from
+        the database, then `put_ref`. Otherwise the read of `snippet:<id>`: its value, or None
+        on a miss with the ticket for `put_snippet`. Refs never change meaning, so the ref
+        itself needs no ticket; the snippet behind it may be gone (a delete keeps the ref).
+        """
 
     async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None: ...
 

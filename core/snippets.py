@@ -14,7 +14,14 @@ from core.entities import EmailKind, Page, Snippet, SnippetSummary, User
 from core.errors import NotFound, ValidationError
 from core.events import Event, SnippetCreated, SnippetDeleted, SnippetRetrieved
 from core.notifications import email_for, wants_email
-from core.ports import CachedList, Clock, SnippetCache, UnitOfWork, UnitOfWorkFactory
+from core.ports import (
+    CachedList,
+    CacheRead,
+    Clock,
+    SnippetCache,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from core.text import check_code, clean_title, decode_file, detect_language
 
 MAX_REF = 2**31 - 1
@@ -97,25 +104,29 @@ class SnippetService:
 
     async def get(self, owner: User, ref: int) -> Saved:
         """The snippet, and its code queued as an email to the owner."""
-        snippet = await self._cached(owner, ref)
+        read = await self._cache.get_by_ref(owner.id, ref)
+        cached = _cached(read, owner, ref)
         async with self._uow() as uow:
-            loaded = snippet is None
-            if snippet is None:
-                snippet = await self._load(uow, owner, ref)
+            # The read (on a miss) and the email's INSERT need not be one transaction: the
+            # email holds what was read, and a failed INSERT leaves nothing to undo.
+            await uow.autocommit()
+            snippet = cached or await self._load(uow, owner, ref)
             emailed = await self._notify(uow, owner, SnippetRetrieved(owner, snippet))
             await uow.commit()
-        if loaded:
-            await self._cache.put_ref(owner.id, ref, snippet.id)
+        if cached is None:
+            await self._fill(owner, ref, snippet, read)
         return Saved(snippet, emailed)
 
     async def view(self, owner: User, ref: int) -> Snippet:
         """The snippet without emailing it (for previews and confirmations)."""
-        snippet = await self._cached(owner, ref)
+        read = await self._cache.get_by_ref(owner.id, ref)
+        snippet = _cached(read, owner, ref)
         if snippet is not None:
             return snippet
         async with self._uow() as uow:
+            await uow.autocommit()
             snippet = await self._load(uow, owner, ref)
-        await self._cache.put_ref(owner.id, ref, snippet.id)
+        await self._fill(owner, ref, snippet, read)
         return snippet
 
     async def list(self, owner: User, offset: int, limit: int) -> Page[SnippetSummary]:
@@ -123,12 +134,14 @@ class SnippetService:
         cached = read.value
         if cached is None:
             async with self._uow() as uow:
+                await uow.autocommit()
                 first = await uow.snippets.list(owner.id, 0, self._cache.LIST_LIMIT)
             cached = CachedList(first.items, first.total)
             await self._cache.put_list(owner.id, cached, read.ticket)
         if offset + limit <= len(cached.items) or len(cached.items) == cached.total:
             return Page(cached.items[offset : offset + limit], cached.total, offset, limit)
         async with self._uow() as uow:
+            await uow.autocommit()
             return await uow.snippets.list(owner.id, offset, limit)
 
     async def search(self, owner: User, text: str, offset: int, limit: int) -> Page[SnippetSummary]:
@@ -138,6 +151,7 @@ class SnippetService:
         if len(query) > MAX_SEARCH_CHARS:
             raise ValidationError(f"Search for at most {MAX_SEARCH_CHARS} characters.")
         async with self._uow() as uow:
+            await uow.autocommit()
             return await uow.snippets.search(owner.id, query, offset, limit)
 
     async def edit(
@@ -175,23 +189,17 @@ class SnippetService:
         await self._cache.forget_snippet(owner.id, snippet.id)
         return Saved(snippet, emailed)
 
-    async def _cached(self, owner: User, ref: int) -> Snippet | None:
-        """The snippet from the cache, filling it on a miss; None when the ref is unknown
-        to the cache (the caller then reads by ref in its own transaction)."""
-        snippet_id = await self._cache.get_ref(owner.id, ref)
-        if snippet_id is None:
-            # Read by ref in the caller's transaction, which then caches the ref: one
-            # transaction less on the cold path (bench/RESULTS.md).
-            return None
-        read = await self._cache.get_snippet(snippet_id)
-        if read.value is not None:
-            return _owned(read.value, owner, ref)
-        async with self._uow() as uow:
-            found = await uow.snippets.get(snippet_id)
-        if found is None:
-            raise NotFound(_not_found(ref))
-        await self._cache.put_snippet(found, read.ticket)
-        return _owned(found, owner, ref)
+    async def _fill(
+        self, owner: User, ref: int, snippet: Snippet, read: CacheRead[Snippet] | None
+    ) -> None:
+        """Caches what a miss read from the database: first the ref, then (on the next miss,
+        whose ticket was taken before its read) the snippet itself."""
+        if read is None:
+            await self._cache.put_ref(owner.id, ref, snippet.id)
+        else:
+            # The ticket names `snippet:<id>` of the id the cached ref gave; `put_snippet`
+            # stores nothing if that is not this snippet's key or it changed since.
+            await self._cache.put_snippet(snippet, read.ticket)
 
     async def _load(self, uow: UnitOfWork, owner: User, ref: int) -> Snippet:
         snippet = await uow.snippets.get_by_ref(owner.id, ref)
@@ -212,6 +220,13 @@ _KINDS: dict[type, EmailKind] = {
     SnippetRetrieved: EmailKind.SNIPPET_RETRIEVED,
     SnippetDeleted: EmailKind.SNIPPET_DELETED,
 }
+
+
+def _cached(read: CacheRead[Snippet] | None, owner: User, ref: int) -> Snippet | None:
+    """The snippet a cache read found; None on a miss (the caller reads the database)."""
+    if read is None or read.value is None:
+        return None
+    return _owned(read.value, owner, ref)
 
 
 def _owned(snippet: Snippet, owner: User, ref: int) -> Snippet:

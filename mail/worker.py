@@ -1,11 +1,16 @@
 """The outbox worker: claims due emails, renders and sends them, records how it went.
 
 Delivery is at-least-once, with a stable `Message-ID`. Claiming a row leases it (`sending`
-until the lease ends); a crash after the server accepted a message but before `mark_sent`
+until the lease ends); a crash after the server accepted a message but before `mark_all_sent`
 leaves the row leased, and once the lease expires another claim sends it again. The resent
 message carries the same `Message-ID` (and `Date`), so receiving servers and mail clients can
 recognise and drop the duplicate. The other choice, marking before sending (at-most-once),
 would silently lose emails on every crash; a rare duplicate is the cheaper failure.
+
+A batch is sent over `concurrency` SMTP connections, each reused for its share of the batch,
+and the sent ones are recorded together, in one statement, when the batch is done. So a crash
+mid-batch sends that batch's delivered emails again once the lease ends (same `Message-ID`);
+that is the price of not paying a transaction per email.
 
 Consequences for operators: a lease must outlast a whole batch (`batch_size / concurrency`
 rounds of the transport's timeout) or a slow batch may be sent twice by two workers; rows that
@@ -13,7 +18,7 @@ keep crashing the worker are parked after `max_attempts` claims without another 
 
 What happens to one email:
 
-- sent → `mark_sent`;
+- sent → `mark_all_sent` with the rest of the batch;
 - `TemporaryMailError` (server down, 4xx) → `retry_later`, after an exponential backoff with
   jitter (5 s, 10 s, 20 s … capped at 10 min), or `mark_failed` once `max_attempts` is reached;
 - `PermanentMailError` (5xx) or a row that cannot be rendered → `mark_failed` with the reason.
@@ -28,13 +33,20 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
+from uuid import UUID
 
 from core.entities import OutboxItem
 from core.ports import Clock, OutboxQueue
 from mail.render import EmailRenderer
-from mail.transport import MailTransport, PermanentMailError, TemporaryMailError
+from mail.transport import (
+    MailConnection,
+    MailTransport,
+    PermanentMailError,
+    TemporaryMailError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +67,10 @@ class OutboxWorker:
         sender: str,
         clock: Clock,
         *,
-        batch_size: int = 10,
-        lease_seconds: float = 120.0,
+        batch_size: int = 50,
+        lease_seconds: float = 300.0,
         max_attempts: int = 10,
-        concurrency: int = 4,
+        concurrency: int = 8,
         base_delay: float = 5.0,
         max_delay: float = 600.0,
         jitter: float = 0.2,
@@ -81,12 +93,38 @@ class OutboxWorker:
     async def drain_once(self) -> int:
         """Claims one batch and handles every email in it; returns how many were claimed."""
         items = await self._queue.claim(self._batch_size, self._lease_seconds)
-        if items:
-            slots = asyncio.Semaphore(self._concurrency)
-            async with asyncio.TaskGroup() as group:
-                for item in items:
-                    group.create_task(self._handle_guarded(item, slots))
+        if not items:
+            return 0
+        waiting = deque(items)
+        sent: list[UUID] = []
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self._concurrency, len(items))):
+                group.create_task(self._send_share(waiting, sent))
+        if sent:
+            try:
+                await self._queue.mark_all_sent(sent, self._clock())
+            except Exception as error:
+                # The leases will hand these rows out again (same Message-ID): resent, not lost.
+                logger.warning(
+                    "outbox: recording %d sent emails failed: %s", len(sent), _describe(error)
+                )
         return len(items)
+
+    async def _send_share(self, waiting: deque[OutboxItem], sent: list[UUID]) -> None:
+        """Takes emails from the batch one at a time and sends them over one connection."""
+        async with self._transport.connection() as connection:
+            while waiting:
+                item = waiting.popleft()
+                try:
+                    if await self._handle(item, connection):
+                        sent.append(item.email.id)
+                except Exception as error:
+                    # Recording the outcome failed; the lease will hand the row out again.
+                    logger.warning(
+                        "outbox %s: recording the outcome failed: %s",
+                        item.email.id,
+                        _describe(error),
+                    )
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 1.0) -> None:
         """Drains the outbox until `stop` is set; the batch in flight is finished first."""
@@ -100,30 +138,23 @@ class OutboxWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), idle_sleep)
 
-    async def _handle_guarded(self, item: OutboxItem, slots: asyncio.Semaphore) -> None:
-        async with slots:
-            try:
-                await self._handle(item)
-            except Exception as error:
-                # Recording the outcome failed; the lease will hand the row out again.
-                logger.warning(
-                    "outbox %s: recording the outcome failed: %s", item.email.id, _describe(error)
-                )
-
-    async def _handle(self, item: OutboxItem) -> None:
-        email_id = item.email.id
+    async def _handle(self, item: OutboxItem, connection: MailConnection) -> bool:
+        """Sends one email; True once the server took it. Failures are recorded here."""
         if item.attempts > self._max_attempts:
             # Claimed this often without an outcome: it keeps killing workers, so stop trying.
             await self._fail(item, f"gave up after {item.attempts - 1} attempts")
-            return
+            return False
         try:
-            # Highlighting a large snippet takes a while: keep it off the event loop.
-            message = await asyncio.to_thread(self._renderer.render, item.email, self._sender)
+            if self._renderer.is_slow(item.email):
+                # Highlighting a large snippet takes a while: keep it off the event loop.
+                message = await asyncio.to_thread(self._renderer.render, item.email, self._sender)
+            else:
+                message = self._renderer.render(item.email, self._sender)
         except Exception as error:
             await self._fail(item, f"cannot render: {_describe(error)}")
-            return
+            return False
         try:
-            await self._transport.send(message)
+            await connection.send(message)
         except PermanentMailError as error:
             await self._fail(item, error.reason)
         except TemporaryMailError as error:
@@ -131,7 +162,8 @@ class OutboxWorker:
         except Exception as error:  # a transport bug must not take the worker down
             await self._retry_or_fail(item, f"unexpected: {_describe(error)}")
         else:
-            await self._queue.mark_sent(email_id, self._clock())
+            return True
+        return False
 
     async def _retry_or_fail(self, item: OutboxItem, reason: str) -> None:
         if item.attempts >= self._max_attempts:

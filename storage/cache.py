@@ -46,8 +46,12 @@ _NEVER_MATCHES = "unavailable"
 """The generation on a ticket taken while the backend was unreachable: its put never stores."""
 
 
+SNIPPET_KEY_PREFIX = "snippet:"
+GENERATION_KEY_SUFFIX = ":gen"
+
+
 def snippet_key(snippet_id: UUID) -> str:
-    return f"snippet:{snippet_id}"
+    return f"{SNIPPET_KEY_PREFIX}{snippet_id}"
 
 
 def list_key(owner_id: UUID) -> str:
@@ -59,7 +63,7 @@ def ref_key(owner_id: UUID, ref: int) -> str:
 
 
 def generation_key(key: str) -> str:
-    return f"{key}:gen"
+    return f"{key}{GENERATION_KEY_SUFFIX}"
 
 
 class CacheUnavailable(Exception):
@@ -191,6 +195,16 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 
+# KEYS: the ref key. ARGV: the snippet key prefix, the generation key suffix. Returns false for
+# an unknown ref, else {id, value, generation}: the ref and the snippet in one round trip.
+# It reads keys it derives itself, which a single Redis allows (Redis Cluster would not).
+_GET_BY_REF = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local key = ARGV[1] .. id
+return {id, redis.call('GET', key), redis.call('GET', key .. ARGV[2])}
+"""
+
 
 class _CircuitBreaker:
     """After a failure, skip the backend for a moment instead of waiting on it every call."""
@@ -235,6 +249,7 @@ class RedisSnippetCache:
         self._ttl = ttl_seconds
         self._breaker = _CircuitBreaker(retry_after_seconds)
         self._put_if_unchanged = client.register_script(_PUT_IF_UNCHANGED)
+        self._get_by_ref = client.register_script(_GET_BY_REF)
         # Invalidations that could not reach Redis; sent first once it answers again, so an
         # edit made during an outage does not leave the old value cached.
         self._pending_forgets: dict[str, None] = {}
@@ -245,13 +260,22 @@ class RedisSnippetCache:
     async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
         await self._write(snippet_key(snippet.id), encode_snippet(snippet), ticket)
 
-    async def get_ref(self, owner_id: UUID, ref: int) -> UUID | None:
-        raw = await self._call(lambda: self._redis.get(ref_key(owner_id, ref)), None)
-        text = _text(raw)
-        try:
-            return UUID(text) if text else None
-        except ValueError:
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
+        raw: list[Any] | None = await self._call(
+            lambda: self._get_by_ref(
+                keys=[ref_key(owner_id, ref)], args=[SNIPPET_KEY_PREFIX, GENERATION_KEY_SUFFIX]
+            ),
+            None,
+        )
+        if not raw:
             return None
+        raw_id, value, generation = raw
+        try:
+            snippet_id = UUID(_text(raw_id))
+        except (ValueError, TypeError):
+            return None  # damaged: the ref is read from the database and cached anew
+        key = snippet_key(snippet_id)
+        return CacheRead(_decoded(decode_snippet, value), CacheTicket(key, _text(generation)))
 
     async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None:
         await self._call(
@@ -372,9 +396,9 @@ class MemorySnippetCache:
     async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
         self._write(snippet_key(snippet.id), snippet, ticket)
 
-    async def get_ref(self, owner_id: UUID, ref: int) -> UUID | None:
-        value: UUID | None = self._get(ref_key(owner_id, ref))
-        return value
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
+        snippet_id: UUID | None = self._get(ref_key(owner_id, ref))
+        return None if snippet_id is None else self._read(snippet_key(snippet_id))
 
     async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None:
         self._set(ref_key(owner_id, ref), snippet_id)

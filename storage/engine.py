@@ -16,6 +16,19 @@ POOL_MAX_OVERFLOW = 20
 POOL_RECYCLE_SECONDS = 1800
 CHECKOUT_TIMEOUT_SECONDS = 6.0
 """How long a unit of work waits for a working connection (pool wait, pre-ping, connect)."""
+_SQLITE_AUTOCOMMIT = "snippetvault_autocommit"
+
+
+def autocommit_options(dialect_name: str) -> dict[str, Any]:
+    """Execution options under which each statement is a transaction of its own (no BEGIN)."""
+    if dialect_name == "postgresql":
+        # asyncpg keeps this on the client: no round trip to set it, nor to reset it when the
+        # connection goes back to the pool.
+        return {"isolation_level": "AUTOCOMMIT"}
+    # SQLAlchemy's AUTOCOMMIT on SQLite would hand transaction control back to the driver when
+    # the connection returns to the pool (see `_configure_sqlite_connection`). The driver
+    # already leaves it to us, so skipping our BEGIN is all it takes.
+    return {_SQLITE_AUTOCOMMIT: True}
 
 
 def create_engine(
@@ -99,6 +112,8 @@ def _lower(value: str | None) -> str | None:
 
 
 def _begin_immediate(connection: Any) -> None:
+    if connection.get_execution_options().get(_SQLITE_AUTOCOMMIT):
+        return
     # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
     # another writer committed in between (the busy timeout does not help there). Taking the
     # write lock up front makes writers queue instead; SQLite allows only one writer anyway.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -63,6 +64,18 @@ class SqlOutboxQueue:
 
     async def mark_sent(self, email_id: UUID, at: datetime) -> None:
         await self._set(email_id, status=OutboxStatus.SENT.value, sent_at=at, locked_until=None)
+
+    async def mark_all_sent(self, email_ids: Sequence[UUID], at: datetime) -> None:
+        if not email_ids:
+            return
+        statement = (
+            sa.update(outbox)
+            .where(outbox.c.id.in_(email_ids))
+            .values(status=OutboxStatus.SENT.value, sent_at=at, locked_until=None)
+        )
+        with unavailable_as_domain_error():
+            async with self._engine.begin() as connection:
+                await connection.execute(statement)
 
     async def retry_later(self, email_id: UUID, error: str, at: datetime) -> None:
         await self._set(

@@ -195,22 +195,23 @@ class SqlSnippetRepository(_Repository):
     async def _page(
         self, condition: sa.ColumnElement[bool], offset: int, limit: int
     ) -> Page[SnippetSummary]:
-        total = await self._execute(
-            sa.select(sa.func.count()).select_from(snippets).where(condition)
-        )
-        rows = await self._execute(
-            sa.select(
-                snippets.c.id,
-                snippets.c.ref,
-                snippets.c.title,
-                snippets.c.language,
-                snippets.c.created_at,
+        # The page and the total in one statement (the filter runs once, in one round trip).
+        rows = (
+            await self._execute(
+                sa.select(
+                    snippets.c.id,
+                    snippets.c.ref,
+                    snippets.c.title,
+                    snippets.c.language,
+                    snippets.c.created_at,
+                    sa.func.count().over().label("total"),
+                )
+                .where(condition)
+                .order_by(snippets.c.created_at.desc(), snippets.c.ref.desc())
+                .offset(offset)
+                .limit(limit)
             )
-            .where(condition)
-            .order_by(snippets.c.created_at.desc(), snippets.c.ref.desc())
-            .offset(offset)
-            .limit(limit)
-        )
+        ).all()
         items = tuple(
             SnippetSummary(
                 id=row.id,
@@ -221,7 +222,16 @@ class SqlSnippetRepository(_Repository):
             )
             for row in rows
         )
-        return Page(items=items, total=total.scalar_one(), offset=offset, limit=limit)
+        if rows:
+            total = int(rows[0].total)
+        elif offset == 0:
+            total = 0
+        else:  # a page past the end carries no count: ask for it (rare)
+            counted = await self._execute(
+                sa.select(sa.func.count()).select_from(snippets).where(condition)
+            )
+            total = int(counted.scalar_one())
+        return Page(items=items, total=total, offset=offset, limit=limit)
 
 
 def escape_like(text: str) -> str:
@@ -265,15 +275,28 @@ class SqlSessionRepository(_Repository):
         row = result.one_or_none()
         return _session(row) if row else None
 
-    async def latest_for_chat(self, chat_id: int) -> Session | None:
+    async def latest_for_chat(self, chat_id: int) -> tuple[Session, User] | None:
+        # An inner join: a session's user cannot be missing (the foreign key cascades).
         result = await self._execute(
-            sa.select(sessions)
+            sa.select(
+                *sessions.c, *(column.label(f"account_{column.name}") for column in _USER_COLUMNS)
+            )
+            .join(users, users.c.id == sessions.c.user_id)
             .where(sessions.c.chat_id == chat_id, sessions.c.revoked_at.is_(None))
             .order_by(sessions.c.issued_at.desc())
             .limit(1)
         )
         row = result.one_or_none()
-        return _session(row) if row else None
+        if row is None:
+            return None
+        user = User(
+            id=row.account_id,
+            email=row.account_email,
+            hashed_password=row.account_hashed_password,
+            is_verified=row.account_is_verified,
+            created_at=row.account_created_at,
+        )
+        return _session(row), user
 
     async def revoke(self, jti: str, at: datetime) -> None:
         await self._revoke_where(sessions.c.jti == jti, at)

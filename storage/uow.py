@@ -19,7 +19,7 @@ from core.ports import (
     SnippetRepository,
     UserRepository,
 )
-from storage.engine import CHECKOUT_TIMEOUT_SECONDS
+from storage.engine import CHECKOUT_TIMEOUT_SECONDS, autocommit_options
 from storage.errors import unavailable_as_domain_error
 from storage.repositories import (
     SqlAttemptRepository,
@@ -38,6 +38,7 @@ class SqlAlchemyUnitOfWork:
     """`async with uow: …; await uow.commit()`; leaving without `commit()` rolls back.
 
     After `commit()` the unit of work stays usable: the next statement opens a new transaction.
+    After `autocommit()` no statement opens one: each commits as it runs.
     """
 
     users: UserRepository
@@ -95,6 +96,12 @@ class SqlAlchemyUnitOfWork:
             logger.debug("rollback after an error failed too", exc_info=True)
         finally:
             await connection.close()
+
+    async def autocommit(self) -> None:
+        connection = self._require_connection()
+        if connection.in_transaction():
+            raise RuntimeError("autocommit() must come before the first statement")
+        await connection.execution_options(**autocommit_options(connection.dialect.name))
 
     async def commit(self) -> None:
         with unavailable_as_domain_error():

@@ -31,6 +31,8 @@ EXPECTED_ROWS = [
     "I/O floor: /search",
     "/search",
     "/search, one chat at a time",
+    "/get (cached): 1 bot process",
+    "/get (cached): 2 bot processes",
 ]
 EXPECTED_PREFIXES = [
     "/get, 2 chats, no logins",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -73,13 +72,36 @@ async def test_a_list_is_missed_then_put_then_hit(cache: ManagedSnippetCache) ->
     assert (await cache.get_list(owner.id)).value == value
 
 
-async def test_refs_map_to_snippet_ids(cache: ManagedSnippetCache) -> None:
-    owner, snippet_id = new_user(), uuid.uuid4()
-    await cache.put_ref(owner.id, 3, snippet_id)
+async def test_refs_map_to_snippets_in_one_read(cache: ManagedSnippetCache) -> None:
+    owner = new_user()
+    snippet = new_snippet(owner, 3)
+    await cache.put_ref(owner.id, 3, snippet.id)
 
-    assert await cache.get_ref(owner.id, 3) == snippet_id
-    assert await cache.get_ref(owner.id, 4) is None
-    assert await cache.get_ref(new_user().id, 3) is None
+    miss = await cache.get_by_ref(owner.id, 3)
+    assert miss is not None
+    assert miss.value is None
+    assert miss.ticket == (await cache.get_snippet(snippet.id)).ticket
+    await cache.put_snippet(snippet, miss.ticket)
+    hit = await cache.get_by_ref(owner.id, 3)
+    assert hit is not None
+    assert hit.value == snippet
+    assert await cache.get_by_ref(owner.id, 4) is None
+    assert await cache.get_by_ref(new_user().id, 3) is None
+
+
+async def test_a_ref_read_before_a_forget_cannot_store(cache: ManagedSnippetCache) -> None:
+    owner = new_user()
+    snippet = new_snippet(owner, 1)
+    await cache.put_ref(owner.id, 1, snippet.id)
+    slow_read = await cache.get_by_ref(owner.id, 1)  # misses, then reads the database
+    assert slow_read is not None
+    await cache.forget_snippet(owner.id, snippet.id)  # an edit commits and forgets
+
+    await cache.put_snippet(snippet, slow_read.ticket)
+
+    after = await cache.get_by_ref(owner.id, 1)
+    assert after is not None
+    assert after.value is None
 
 
 async def test_forget_snippet_drops_the_snippet_and_the_owners_list(
@@ -174,7 +196,7 @@ async def test_memory_entries_expire_after_the_ttl() -> None:
     assert (await cache.get_snippet(snippet.id)).value == snippet
     now[0] += 0.2
     assert (await cache.get_snippet(snippet.id)).value is None
-    assert await cache.get_ref(snippet.owner_id, 1) is None
+    assert await cache.get_by_ref(snippet.owner_id, 1) is None
 
 
 async def test_memory_keeps_at_most_max_entries_dropping_the_least_recently_used() -> None:

@@ -31,7 +31,7 @@ async def _exercise(cache: RedisSnippetCache, snippet: Snippet) -> None:
     listed = await cache.get_list(snippet.owner_id)
     assert listed.value is None
     await cache.put_ref(snippet.owner_id, snippet.ref, snippet.id)
-    assert await cache.get_ref(snippet.owner_id, snippet.ref) is None
+    assert await cache.get_by_ref(snippet.owner_id, snippet.ref) is None
     await cache.forget_snippet(snippet.owner_id, snippet.id)
     await cache.forget_list(snippet.owner_id)
 

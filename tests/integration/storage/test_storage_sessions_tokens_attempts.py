@@ -55,7 +55,7 @@ async def test_a_session_reads_back_and_the_chat_gets_its_newest_unrevoked_one(
     async with uow_factory() as uow:
         assert await uow.sessions.get(old.jti) == old
         assert await uow.sessions.get("no-such-jti") is None
-        assert await uow.sessions.latest_for_chat(chat_id) == newest
+        assert await uow.sessions.latest_for_chat(chat_id) == (newest, user)
         await uow.sessions.revoke(newest.jti, T0 + timedelta(hours=1))
         await uow.commit()
 
@@ -63,7 +63,7 @@ async def test_a_session_reads_back_and_the_chat_gets_its_newest_unrevoked_one(
         revoked = await uow.sessions.get(newest.jti)
         assert revoked is not None
         assert revoked.revoked_at == T0 + timedelta(hours=1)
-        assert await uow.sessions.latest_for_chat(chat_id) == old
+        assert await uow.sessions.latest_for_chat(chat_id) == (old, user)
 
 
 async def test_revoke_chat_and_revoke_user(
@@ -87,12 +87,12 @@ async def test_revoke_chat_and_revoke_user(
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.sessions.latest_for_chat(chat_a) is None
-        assert await uow.sessions.latest_for_chat(chat_b) == alice_in_b
+        assert await uow.sessions.latest_for_chat(chat_b) == (alice_in_b, alice)
         await uow.sessions.revoke_user(alice.id, at + timedelta(minutes=1))
         await uow.commit()
 
     async with uow_factory() as uow:
-        assert await uow.sessions.latest_for_chat(chat_b) == bob_in_b
+        assert await uow.sessions.latest_for_chat(chat_b) == (bob_in_b, bob)
         first_revocation = await uow.sessions.get(in_a.jti)
     assert first_revocation is not None
     assert first_revocation.revoked_at == at  # revoking again keeps the first time

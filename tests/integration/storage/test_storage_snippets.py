@@ -70,6 +70,21 @@ async def test_list_is_newest_first_ties_by_ref_and_paged(
     assert first.items[0].created_at == same_time
 
 
+async def test_a_page_past_the_end_still_counts_the_total(
+    uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    owner = await saved_user()
+    await _save(uow_factory, new_snippet(owner, 1), new_snippet(owner, 2))
+
+    async with uow_factory() as uow:
+        await uow.autocommit()
+        past = await uow.snippets.list(owner.id, offset=5, limit=3)
+        found_past = await uow.snippets.search(owner.id, "snippet", offset=2, limit=3)
+
+    assert (past.items, past.total) == ((), 2)
+    assert (found_past.items, found_past.total) == ((), 2)
+
+
 async def test_an_empty_list(uow_factory: UnitOfWorkFactory, saved_user: SaveUser) -> None:
     owner = await saved_user()
     async with uow_factory() as uow:

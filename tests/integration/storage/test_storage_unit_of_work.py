@@ -49,6 +49,47 @@ async def test_explicit_rollback_discards_and_the_unit_of_work_goes_on(
         assert await uow.users.get(kept.id) == kept
 
 
+async def test_in_autocommit_each_statement_commits_as_it_runs(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    kept, added_meanwhile = new_user(), new_user()
+    async with uow_factory() as uow:
+        await uow.autocommit()
+        await uow.users.add(kept)
+        async with uow_factory() as other:
+            assert await other.users.get(kept.id) == kept  # committed already
+            await other.users.add(added_meanwhile)
+            await other.commit()
+        assert await uow.users.get(added_meanwhile.id) == added_meanwhile  # no snapshot
+        await uow.rollback()  # nothing left to undo
+
+    async with uow_factory() as uow:
+        assert await uow.users.get(kept.id) == kept
+
+
+async def test_autocommit_comes_before_the_first_statement(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        await uow.users.get(new_user().id)
+        with pytest.raises(RuntimeError, match="before the first statement"):
+            await uow.autocommit()
+
+
+async def test_autocommit_is_not_carried_over_to_the_next_unit_of_work(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    for _ in range(3):  # the pool hands the same connection back
+        async with uow_factory() as uow:
+            await uow.autocommit()
+            await uow.users.get(new_user().id)
+    discarded = new_user()
+    async with uow_factory() as uow:
+        await uow.users.add(discarded)
+    async with uow_factory() as uow:
+        assert await uow.users.get(discarded.id) is None
+
+
 async def test_work_after_a_commit_needs_its_own_commit(uow_factory: UnitOfWorkFactory) -> None:
     committed, uncommitted = new_user(), new_user()
     async with uow_factory() as uow:

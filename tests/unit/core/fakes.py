@@ -3,8 +3,10 @@
 `FakeDatabase` holds the committed tables. A `FakeUnitOfWork` works on a private copy of them
 (read-your-writes) and journals every change; `commit()` replays the journal onto a copy of the
 committed tables and swaps it in, so a commit is all-or-nothing and an exit without commit
-leaves nothing behind. Constraint checks run both when a change is made and when it is
-committed, the way a database raises on insert and on a conflicting concurrent commit.
+leaves nothing behind. After `autocommit()` it reads the committed tables as they are at each
+statement and commits every change on its own, as it is made. Constraint checks run both when
+a change is made and when it is committed, the way a database raises on insert and on a
+conflicting concurrent commit.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ class FakeUnitOfWork:
         self._tables: Tables | None = None
         self._journal: list[Change] = []
         self._locks: list[asyncio.Lock] = []
+        self._autocommit = False
         self.users = FakeUserRepository(self)
         self.snippets = FakeSnippetRepository(self)
         self.sessions = FakeSessionRepository(self)
@@ -172,8 +175,18 @@ class FakeUnitOfWork:
     ) -> None:
         await self.rollback()
         self._tables = None
+        self._autocommit = False
+
+    async def autocommit(self) -> None:
+        if self._tables is None:
+            raise RuntimeError("the unit of work is not open (use `async with`)")
+        if self._journal or self._locks:
+            raise RuntimeError("autocommit() must come before the first statement")
+        self._autocommit = True
 
     async def commit(self) -> None:
+        if self._autocommit:
+            return  # every change committed as it was made
         tables = copy.deepcopy(self.db.committed)
         try:
             for change in self._journal:
@@ -197,19 +210,30 @@ class FakeUnitOfWork:
     def tables(self) -> Tables:
         if self._tables is None:
             raise RuntimeError("the unit of work is not open (use `async with`)")
-        return self._tables
+        return self.db.committed if self._autocommit else self._tables
 
     def change(self, change: Callable[[Tables], T]) -> T:
-        """Applies a change to this transaction's view and journals it for `commit`."""
+        """Applies a change to this transaction's view and journals it for `commit`; after
+        `autocommit()`, commits it on its own (all or nothing) instead."""
+        if self._autocommit:
+            tables = copy.deepcopy(self.tables)
+            result = change(tables)
+            self.db.committed = tables
+            self.db.commits += 1
+            return result
         result = change(self.tables)
         self._journal.append(change)
         return result
 
     async def lock_user_row(self, user_id: UUID) -> None:
-        """Like `UPDATE users … WHERE id = …`: held until commit or rollback."""
+        """Like `UPDATE users … WHERE id = …`: held until commit or rollback (in autocommit,
+        for the statement only)."""
         lock = self.db.row_lock(user_id)
         if lock in self._locks:
             return
+        if self._autocommit:
+            async with lock:
+                return
         await lock.acquire()
         self._locks.append(lock)
         # The row may have moved on since the snapshot: read the committed value.
@@ -366,12 +390,16 @@ class FakeSessionRepository(_Repository):
     async def get(self, jti: str) -> Session | None:
         return self._t.sessions.get(jti)
 
-    async def latest_for_chat(self, chat_id: int) -> Session | None:
+    async def latest_for_chat(self, chat_id: int) -> tuple[Session, User] | None:
+        tables = self._t  # one snapshot for both, like the one statement of the real one
         live = [
-            s for s in self._t.sessions.values() if s.chat_id == chat_id and s.revoked_at is None
+            s
+            for s in tables.sessions.values()
+            if s.chat_id == chat_id and s.revoked_at is None and s.user_id in tables.users
         ]
         # Newest by issue time; among equal times the one added last.
-        return max(reversed(live), key=lambda s: s.issued_at, default=None)
+        session = max(reversed(live), key=lambda s: s.issued_at, default=None)
+        return None if session is None else (session, tables.users[session.user_id])
 
     async def revoke(self, jti: str, at: datetime) -> None:
         self._revoke_where(lambda s: s.jti == jti, at)
@@ -544,9 +572,11 @@ class FakeSnippetCache:
         await self._run_hooks()
         self._put(self.snippet_key(snippet.id), snippet, ticket)
 
-    async def get_ref(self, owner_id: UUID, ref: int) -> UUID | None:
-        value = self._read(self.ref_key(owner_id, ref)) if not self.down else None
-        return value if isinstance(value, UUID) else None
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
+        snippet_id = self._read(self.ref_key(owner_id, ref)) if not self.down else None
+        if not isinstance(snippet_id, UUID):
+            return None
+        return self._get(self.snippet_key(snippet_id), Snippet)
 
     async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None:
         if not self.down:

@@ -79,6 +79,43 @@ async def test_rollback_then_commit_keeps_only_later_changes(
     assert db.user_by_email("b@example.com") == second
 
 
+async def test_autocommit_commits_each_change_and_reads_the_latest_commit(
+    db: FakeDatabase, clock: FakeClock
+) -> None:
+    first, second = _user("a@example.com", clock), _user("b@example.com", clock)
+    async with db.unit_of_work() as uow:
+        await uow.autocommit()
+        await uow.users.add(first)
+        assert db.user_by_email("a@example.com") == first  # committed at once
+        async with db.unit_of_work() as other:
+            await other.users.add(second)
+            await other.commit()
+        assert await uow.users.get(second.id) == second  # no snapshot: each read is fresh
+        await uow.rollback()  # nothing to undo
+    assert db.user_by_email("a@example.com") == first
+    assert db.commits == 2
+
+
+async def test_autocommit_must_come_before_the_first_change(
+    db: FakeDatabase, clock: FakeClock
+) -> None:
+    async with db.unit_of_work() as uow:
+        await uow.users.add(_user("a@example.com", clock))
+        with pytest.raises(RuntimeError):
+            await uow.autocommit()
+
+
+async def test_autocommit_change_that_fails_leaves_nothing(
+    db: FakeDatabase, clock: FakeClock
+) -> None:
+    await add_user(db, "a@example.com")
+    async with db.unit_of_work() as uow:
+        await uow.autocommit()
+        with pytest.raises(EmailTaken):
+            await uow.users.add(_user("A@example.com", clock))
+    assert len(db.committed.users) == 1
+
+
 async def test_duplicate_email_is_email_taken_case_insensitively(
     db: FakeDatabase, clock: FakeClock
 ) -> None:
@@ -179,11 +216,12 @@ async def test_sessions_latest_for_chat_skips_revoked(db: FakeDatabase, clock: F
         await uow.sessions.add(Session("b", user.id, 1, "t", now, now + timedelta(1)))
         latest = await uow.sessions.latest_for_chat(1)
         assert latest is not None
-        assert latest.jti == "b"
+        assert latest[0].jti == "b"
+        assert latest[1] == user
         await uow.sessions.revoke("b", now)
         latest = await uow.sessions.latest_for_chat(1)
         assert latest is not None
-        assert latest.jti == "a"
+        assert latest[0].jti == "a"
         await uow.sessions.revoke_user(user.id, now)
         assert await uow.sessions.latest_for_chat(1) is None
 
@@ -279,9 +317,10 @@ async def test_cache_entries_expire(clock: FakeClock) -> None:
     snippet = _snippet(owner, 1, clock)
     await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
     await cache.put_ref(owner.id, 1, snippet.id)
+    assert (await cache.get_by_ref(owner.id, 1)) == await cache.get_snippet(snippet.id)
     clock.advance(minutes=5)
     assert (await cache.get_snippet(snippet.id)).value is None
-    assert await cache.get_ref(owner.id, 1) is None
+    assert await cache.get_by_ref(owner.id, 1) is None
 
 
 async def test_cache_down_misses_and_ignores_writes(clock: FakeClock) -> None:
@@ -294,4 +333,19 @@ async def test_cache_down_misses_and_ignores_writes(clock: FakeClock) -> None:
     await cache.forget_snippet(owner.id, snippet.id)
     cache.down = False
     assert (await cache.get_snippet(snippet.id)).value is None
-    assert await cache.get_ref(owner.id, 1) is None
+    assert await cache.get_by_ref(owner.id, 1) is None
+
+
+async def test_cache_by_ref_reads_the_snippet_behind_a_known_ref(clock: FakeClock) -> None:
+    cache = FakeSnippetCache()
+    owner = _user("a@example.com", clock)
+    snippet = _snippet(owner, 1, clock)
+    assert await cache.get_by_ref(owner.id, 1) is None  # unknown ref
+    await cache.put_ref(owner.id, 1, snippet.id)
+    miss = await cache.get_by_ref(owner.id, 1)
+    assert miss is not None
+    assert miss.value is None
+    await cache.put_snippet(snippet, miss.ticket)  # its ticket is the snippet key's
+    hit = await cache.get_by_ref(owner.id, 1)
+    assert hit is not None
+    assert hit.value == snippet

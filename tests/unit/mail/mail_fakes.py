@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -106,6 +108,10 @@ class FakeOutboxQueue:
     async def mark_sent(self, email_id: UUID, at: datetime) -> None:
         self._update(email_id, status=OutboxStatus.SENT, sent_at=at)
 
+    async def mark_all_sent(self, email_ids: Sequence[UUID], at: datetime) -> None:
+        for email_id in email_ids:
+            await self.mark_sent(email_id, at)
+
     async def retry_later(self, email_id: UUID, error: str, at: datetime) -> None:
         self._update(email_id, status=OutboxStatus.PENDING, next_attempt_at=at, last_error=error)
 
@@ -126,6 +132,7 @@ class FakeTransport:
     """Delivers into `sent`; `failures[recipient]` lists errors to raise, one per attempt.
 
     With a `gate`, every send waits for it to be set: that holds sends "in flight".
+    `connections` counts the connections opened with `connection()`.
     """
 
     def __init__(self) -> None:
@@ -135,6 +142,12 @@ class FakeTransport:
         self.in_flight = 0
         self.most_in_flight = 0
         self._in_flight_changed = asyncio.Condition()
+        self.connections = 0
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[FakeTransport]:
+        self.connections += 1
+        yield self
 
     async def send(self, message: EmailMessage) -> None:
         async with self._in_flight_changed:

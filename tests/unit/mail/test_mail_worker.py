@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -274,11 +275,13 @@ class FlakyQueue(FakeOutboxQueue):
         self.failing = failing
         self.claim_errors = 0
         self.marked_sent = asyncio.Event()
+        self.batches_marked: list[int] = []
 
-    async def mark_sent(self, email_id: UUID, at: Any) -> None:
-        if email_id in self.failing:
-            raise ConnectionError("database went away")
-        await super().mark_sent(email_id, at)
+    async def mark_all_sent(self, email_ids: Sequence[UUID], at: Any) -> None:
+        if self.failing & set(email_ids):
+            raise ConnectionError("database went away")  # one statement: all or nothing
+        await super().mark_all_sent(email_ids, at)
+        self.batches_marked.append(len(email_ids))
         self.marked_sent.set()
 
     async def claim(self, limit: int, lease_seconds: float) -> list[Any]:
@@ -288,18 +291,38 @@ class FlakyQueue(FakeOutboxQueue):
         return await super().claim(limit, lease_seconds)
 
 
-async def test_a_failure_to_record_one_outcome_does_not_hold_back_the_others(
+async def test_a_failure_to_record_the_sent_emails_leaves_them_leased_and_the_rest_recorded(
     clock: FakeClock, transport: FakeTransport, renderer: EmailRenderer
 ) -> None:
-    first, second = make_email(), make_email()
+    first, second, busy = make_email(), make_email(), make_email(to="busy@example.com")
+    transport.failures["busy@example.com"] = [TemporaryMailError("451 busy")]
     queue = FlakyQueue(clock, failing={first.id})
-    queued(queue, first, second)
+    queued(queue, first, second, busy)
     worker = OutboxWorker(queue, transport, renderer, SENDER, clock, lease_seconds=LEASE)
 
-    assert await worker.drain_once() == 2
+    assert await worker.drain_once() == 3
 
-    assert queue.item(first.id).status is OutboxStatus.SENDING  # its lease will hand it out again
-    assert queue.item(second.id).status is OutboxStatus.SENT
+    # The leases will hand both out again: sent twice (same Message-ID), never lost.
+    assert queue.item(first.id).status is OutboxStatus.SENDING
+    assert queue.item(second.id).status is OutboxStatus.SENDING
+    assert queue.item(busy.id).status is OutboxStatus.PENDING
+
+
+async def test_a_batch_reuses_one_connection_per_lane_and_records_the_sent_in_one_call(
+    clock: FakeClock, transport: FakeTransport, renderer: EmailRenderer
+) -> None:
+    queue = FlakyQueue(clock, failing=set())
+    ids = queued(queue, *(make_email() for _ in range(12)))
+    worker = OutboxWorker(
+        queue, transport, renderer, SENDER, clock, lease_seconds=LEASE, concurrency=3
+    )
+
+    assert await worker.drain_once() == 12
+
+    assert transport.connections == 3
+    assert len(transport.sent) == 12
+    assert queue.batches_marked == [12]
+    assert {queue.item(email_id).status for email_id in ids} == {OutboxStatus.SENT}
 
 
 async def test_run_survives_claim_errors_and_stops_when_asked(

@@ -10,11 +10,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 CONNECT_TIMEOUT_SECONDS = 5.0
-COMMAND_TIMEOUT_SECONDS = 15.0
+COMMAND_TIMEOUT_SECONDS = 8.0
+"""Longest a statement may run (client and server side): every query of a command takes
+milliseconds, so this only bounds how long a person waits when the database is unreachable."""
 POOL_SIZE = 20
 POOL_MAX_OVERFLOW = 20
 POOL_RECYCLE_SECONDS = 1800
-CHECKOUT_TIMEOUT_SECONDS = 6.0
+CHECKOUT_TIMEOUT_SECONDS = 5.0
 """How long a unit of work waits for a working connection (pool wait, pre-ping, connect)."""
 _SQLITE_AUTOCOMMIT = "snippetvault_autocommit"
 

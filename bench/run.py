@@ -71,7 +71,7 @@ SAVE_CODE = "\n".join(
 
 @dataclass(frozen=True)
 class Sizes:
-    updates: int = 2000
+    updates: int = 1200
     concurrency: int = 32
     users: int = 100
     snippets: int = 100_000

@@ -19,7 +19,8 @@ import bcrypt
 from core.security import BCRYPT_ROUNDS, SessionTokens
 
 PASSWORD = "bench-password-12"
-LANGUAGES = ("python", "javascript", "go", "rust", "sql")
+LANGUAGES = ("Python", "JavaScript", "Go", "Rust", "SQL")
+"""Canonical names, as the bot stores them (`core.text.detect_language`)."""
 FIRST_CHAT_ID = 700_000_000
 LOGIN_CHAT_OFFSET = 50_000_000
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from html import escape
 
 from pygments.lexers import find_lexer_class
@@ -47,7 +48,9 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
+@lru_cache(maxsize=512)
 def language_class(language: str) -> str:
+    """Cached: see `core.text.file_extension`, the same lookup on every reply."""
     lexer = find_lexer_class(language)
     aliases = getattr(lexer, "aliases", None) or ["plaintext"]
     return str(aliases[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import PurePath
 
 from charset_normalizer import from_bytes
@@ -210,8 +211,13 @@ def _canonical(name: str) -> str:
     return PLAIN_TEXT if name in {"Text only", "Text output"} else name
 
 
+@lru_cache(maxsize=512)
 def file_extension(language: str) -> str:
-    """`.py` for `Python`: the first file pattern of the language's lexer, else `.txt`."""
+    """`.py` for `Python`: the first file pattern of the language's lexer, else `.txt`.
+
+    Cached: a name that is no lexer's (`Text`, the plain-text name) makes Pygments scan every
+    lexer and the plugin entry points, and this runs on every /get.
+    """
     lexer_class = find_lexer_class(language)
     for pattern in getattr(lexer_class, "filenames", ()) or ():
         match = re.fullmatch(r"\*(\.[\w+-]+)", pattern)

@@ -49,9 +49,11 @@ class _Repository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def _execute(self, statement: sa.Executable) -> CursorResult[Any]:
+    async def _execute(
+        self, statement: sa.Executable, parameters: dict[str, Any] | None = None
+    ) -> CursorResult[Any]:
         with unavailable_as_domain_error():
-            return await self._connection.execute(statement)
+            return await self._connection.execute(statement, parameters)
 
     def _upsert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         """An INSERT that understands ON CONFLICT, in the dialect of this connection."""
@@ -256,6 +258,18 @@ def _snippet(row: Row[Any]) -> Snippet:
     )
 
 
+# Built once: building a statement costs more CPU than SQLAlchemy's compiled cache saves, and
+# these two run on every command (/get writes the outbox row). The values are bound per call.
+_LATEST_FOR_CHAT = (
+    sa.select(*sessions.c, *(column.label(f"account_{column.name}") for column in _USER_COLUMNS))
+    .join(users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.chat_id == sa.bindparam("chat_id"), sessions.c.revoked_at.is_(None))
+    .order_by(sessions.c.issued_at.desc())
+    .limit(1)
+)
+_OUTBOX_INSERT = sa.insert(outbox)
+
+
 class SqlSessionRepository(_Repository):
     async def add(self, session: Session) -> None:
         await self._execute(
@@ -277,15 +291,7 @@ class SqlSessionRepository(_Repository):
 
     async def latest_for_chat(self, chat_id: int) -> tuple[Session, User] | None:
         # An inner join: a session's user cannot be missing (the foreign key cascades).
-        result = await self._execute(
-            sa.select(
-                *sessions.c, *(column.label(f"account_{column.name}") for column in _USER_COLUMNS)
-            )
-            .join(users, users.c.id == sessions.c.user_id)
-            .where(sessions.c.chat_id == chat_id, sessions.c.revoked_at.is_(None))
-            .order_by(sessions.c.issued_at.desc())
-            .limit(1)
-        )
+        result = await self._execute(_LATEST_FOR_CHAT, {"chat_id": chat_id})
         row = result.one_or_none()
         if row is None:
             return None
@@ -476,15 +482,16 @@ class SqlFlowRepository(_Repository):
 class SqlOutbox(_Repository):
     async def add(self, email: OutgoingEmail) -> None:
         await self._execute(
-            sa.insert(outbox).values(
-                id=email.id,
-                message_id=email.message_id,
-                recipient=email.to,
-                kind=email.kind.value,
-                context=email.context,
-                status=OutboxStatus.PENDING.value,
-                attempts=0,
-                next_attempt_at=email.created_at,
-                created_at=email.created_at,
-            )
+            _OUTBOX_INSERT,
+            {
+                "id": email.id,
+                "message_id": email.message_id,
+                "recipient": email.to,
+                "kind": email.kind.value,
+                "context": email.context,
+                "status": OutboxStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": email.created_at,
+                "created_at": email.created_at,
+            },
         )

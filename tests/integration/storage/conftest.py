@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from storage_builders import new_user
+from storage_builders import T0, FakeClock, new_user
 
 from core.entities import User
 from core.ports import UnitOfWorkFactory
@@ -30,3 +30,8 @@ def saved_user(uow_factory: UnitOfWorkFactory) -> Callable[..., Awaitable[User]]
         return user
 
     return save
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)

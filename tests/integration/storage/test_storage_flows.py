@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from storage_builders import T0
+from storage_builders import T0, FakeClock
 
 from core.entities import ChatFlow
 from core.errors import FlowConflict
 from core.ports import UnitOfWorkFactory
 from storage.database import Database
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture

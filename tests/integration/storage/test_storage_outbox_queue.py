@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from storage_builders import T0, new_email
+from storage_builders import T0, FakeClock, new_email
 
 from core.entities import EmailKind, OutboxStatus, OutgoingEmail
 from storage.database import Database
 from storage.models import outbox
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from telegram._utils.types import ODVInput
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
-BOT_TOKEN = "123456789:BENCHxBENCHxBENCHxBENCHxBENCHxBENCH"
+BOT_TOKEN = "123456789:BENCHxBENCHxBENCHxBENCHxBENCHxBE"
 BOT_USERNAME = "SnippetVaultBenchBot"
 REPLY_METHODS = frozenset({"sendmessage", "senddocument", "editmessagetext"})
 REPLY_TIMEOUT_SECONDS = 60.0

@@ -43,7 +43,7 @@ MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_DOWNLOAD_SIZE = 20 * 1024 * 1024  # getFile refuses bigger files
 MAX_CALLBACK_DATA_BYTES = 64
-DEFAULT_TOKEN = "123456789:AAFakeBotApiTokenForSnippetVaultTests"
+DEFAULT_TOKEN = "123456789:AAFakeBotApiTokenForSnippetVault"
 
 # Updates getUpdates leaves out unless asked for them by allowed_updates.
 _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})

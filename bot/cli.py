@@ -10,6 +10,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from telegram.error import InvalidToken, NetworkError
+
+from core.errors import StorageUnavailable
 from core.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("snippetvault")
@@ -26,10 +29,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         return int(options.command(settings, options) or 0)
     except SettingsError as error:
-        print(f"snippetvault: configuration error: {error}", file=sys.stderr)
-        return 2
+        return _fail(f"configuration error: {error}", 2)
+    except InvalidToken:
+        return _fail(
+            "configuration error: TELEGRAM_BOT_TOKEN: Telegram refused this token; "
+            "copy it again from @BotFather",
+            2,
+        )
+    except NetworkError as error:
+        return _fail(
+            f"cannot reach the Telegram Bot API at {settings.telegram_api_base_url} "
+            f"({error.message}); check the network, or TELEGRAM_API_BASE_URL",
+            1,
+        )
+    except StorageUnavailable as error:
+        return _fail(f"the database is unreachable ({error}); check DATABASE_URL", 1)
     except KeyboardInterrupt:
         return 130
+
+
+def _fail(message: str, status: int) -> int:
+    """Start-up problems a person can fix: one line, no traceback."""
+    print(f"snippetvault: {message}", file=sys.stderr)
+    return status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,8 +122,7 @@ def _run(settings: Settings, options: argparse.Namespace) -> int:
     try:
         application.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=STOP_SIGNALS)
     except AnotherPoller as error:
-        print(f"snippetvault: {error}", file=sys.stderr)
-        return 1
+        return _fail(str(error), 1)
     return 0
 
 

@@ -51,6 +51,18 @@ def configure_logging(level: int = logging.INFO, secrets: tuple[str, ...] = ()) 
     root.setLevel(level)
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("telegram.ext").addFilter(StartupFailureWithoutTraceback())
+
+
+class StartupFailureWithoutTraceback(logging.Filter):
+    """PTB logs a failed start-up (Telegram unreachable, a refused token) with the whole
+    traceback; the CLI says the same in one line that names the setting, so keep PTB's line
+    and drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Network Retry Loop (Bootstrap"):
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 class DropStatementEcho(logging.Filter):

@@ -581,7 +581,7 @@ class Bench:
                     created_at=now,
                     updated_at=now,
                 )
-                email = email_for(SnippetRetrieved(owner, snippet), now, verify_link_base="")
+                email = email_for(SnippetRetrieved(owner, snippet), now)
                 records.append(
                     (
                         email.id,

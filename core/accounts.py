@@ -116,15 +116,6 @@ class AccountService:
             # A concurrent signup of the same address won the insert and sends the email.
             return
 
-    async def resend_verification(self, user: User) -> bool:
-        """False when the address is verified already or got too many emails this hour."""
-        async with self._uow() as uow:
-            if user.is_verified or not await self._may_email(uow, user, TokenPurpose.VERIFY_EMAIL):
-                return False
-            await self._send_verification(uow, user)
-            await uow.commit()
-        return True
-
     async def _send_verification(self, uow: UnitOfWork, user: User) -> None:
         now = self._now()
         code, payload = new_code(), new_link_payload()

@@ -28,7 +28,9 @@ def wants_email(user: User, kind: EmailKind) -> bool:
     return user.is_verified or kind is EmailKind.VERIFY_EMAIL
 
 
-def email_for(event: Event, now: datetime, *, verify_link_base: str) -> OutgoingEmail:
+def email_for(event: Event, now: datetime, *, verify_link_base: str = "") -> OutgoingEmail:
+    """The email an event sends; `verify_link_base` (`https://t.me/<bot>`) is needed only by
+    the verification email."""
     kind, user, context = _describe(event, verify_link_base)
     email_id = uuid.uuid4()
     return OutgoingEmail(

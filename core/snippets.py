@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 
-from core.entities import EmailKind, Page, Snippet, SnippetSummary, User
+from core.entities import Page, Snippet, SnippetSummary, User
 from core.errors import NotFound, ValidationError
 from core.events import Event, SnippetCreated, SnippetDeleted, SnippetRetrieved
 from core.notifications import email_for, wants_email
@@ -58,13 +58,11 @@ class SnippetService:
         cache: SnippetCache,
         clock: Clock,
         max_snippet_bytes: int,
-        verify_link_base: str = "",
     ) -> None:
         self._uow = uow
         self._cache = cache
         self._now = clock
         self.max_snippet_bytes = max_snippet_bytes
-        self._link_base = verify_link_base
 
     async def create(
         self,
@@ -208,18 +206,11 @@ class SnippetService:
         return snippet
 
     async def _notify(self, uow: UnitOfWork, owner: User, event: Event) -> bool:
-        kind = _KINDS[type(event)]
-        if not wants_email(owner, kind):
+        email = email_for(event, self._now())
+        if not wants_email(owner, email.kind):
             return False
-        await uow.outbox.add(email_for(event, self._now(), verify_link_base=self._link_base))
+        await uow.outbox.add(email)
         return True
-
-
-_KINDS: dict[type, EmailKind] = {
-    SnippetCreated: EmailKind.SNIPPET_CREATED,
-    SnippetRetrieved: EmailKind.SNIPPET_RETRIEVED,
-    SnippetDeleted: EmailKind.SNIPPET_DELETED,
-}
 
 
 def _cached(read: CacheRead[Snippet] | None, owner: User, ref: int) -> Snippet | None:

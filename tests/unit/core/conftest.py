@@ -54,4 +54,4 @@ def accounts(
 
 @pytest.fixture
 def snippets(db: FakeDatabase, cache: FakeSnippetCache, clock: FakeClock) -> SnippetService:
-    return SnippetService(db.unit_of_work, cache, clock, MAX_SNIPPET_BYTES, LINK_BASE)
+    return SnippetService(db.unit_of_work, cache, clock, MAX_SNIPPET_BYTES)

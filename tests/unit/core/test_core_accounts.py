@@ -218,18 +218,6 @@ async def test_signup_losing_a_race_for_the_same_email_is_silent(
     assert db.outbox == []
 
 
-async def test_resend_verification_is_rate_limited_and_skips_verified(
-    accounts: AccountService, db: FakeDatabase
-) -> None:
-    user = await sign_up(accounts, db, verified=False)
-    assert await accounts.resend_verification(user)
-    assert await accounts.resend_verification(user)
-    assert not await accounts.resend_verification(user)
-    assert len(db.emails(kind=EmailKind.VERIFY_EMAIL)) == 3
-    verified = await sign_up(accounts, db, "bob@example.com")
-    assert not await accounts.resend_verification(verified)
-
-
 # -- verification -------------------------------------------------------------------------
 
 

@@ -13,12 +13,11 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from core.accounts import AccountService
 from core.flows import FlowService
 from core.security import PasswordHasher, SessionTokens
-from core.settings import Settings, SettingsError
+from core.settings import Settings
 from core.snippets import SnippetService
 from mail.render import EmailRenderer
 from mail.transport import create_transport
@@ -34,11 +33,10 @@ def utc_now() -> datetime:
 
 
 def jwt_secret(settings: Settings) -> str:
-    """The configured secret, or on the embedded default one generated once under DATA_DIR."""
+    """The configured secret, or on the embedded default one generated once under DATA_DIR
+    (settings refuse an external database without JWT_SECRET)."""
     if settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value()
-    if not settings.uses_embedded_database:
-        raise SettingsError("JWT_SECRET: required with an external database")
     path = settings.jwt_secret_file
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +44,7 @@ def jwt_secret(settings: Settings) -> str:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as file:
                 file.write(secrets.token_urlsafe(48))
-    return Path(path).read_text().strip()
+    return path.read_text().strip()
 
 
 @dataclass

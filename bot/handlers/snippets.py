@@ -279,7 +279,6 @@ async def text_message(update: Update, context: BotContext) -> None:
     """A message that is not a command: the answer to a step-by-step question, or help."""
     message = _message(update)
     text = message.text or ""
-    flow = await context.services.flows.current(message.chat_id)
     if text.startswith("/"):
         addressee = text.split(maxsplit=1)[0].partition("@")[2]
         if addressee and addressee.lower() != (context.bot.username or "").lower():
@@ -290,6 +289,7 @@ async def text_message(update: Update, context: BotContext) -> None:
             return
         await reply(update, "I don't know that command. /help lists what I can do.")
         return
+    flow = await context.services.flows.current(message.chat_id)
     if flow is None:
         await reply(
             update,

@@ -20,7 +20,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.context import BotApplication, BotContext, reply, stop_button_spinner
-from bot.handlers import accounts, snippets
+from bot.handlers import accounts, organise, snippets
 from bot.logs import redact_library_logs
 from bot.render import COMMANDS
 from bot.services import Services
@@ -81,11 +81,29 @@ def add_handlers(application: BotApplication) -> None:
         "edit": snippets.edit,
         "rename": snippets.rename,
         "delete": snippets.delete,
+        "tag": organise.tag,
+        "untag": organise.untag,
+        "tags": organise.tags,
+        "history": organise.history,
+        "share": organise.share,
+        "shares": organise.shares,
+        "unshare": organise.unshare,
     }
+    # A share link (`/start share_<token>`) opens the snippet; any other /start falls through.
+    application.add_handler(
+        CommandHandler(
+            "start",
+            organise.open_share,
+            filters=filters.UpdateType.MESSAGE & filters.Regex(r"^/start(@\w+)? share_"),
+        )
+    )
     for name, callback in commands.items():
         # New messages only: an edited message is never run as a command (editing an old
         # message into `/delete 3` must not delete anything).
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
+    application.add_handler(
+        CallbackQueryHandler(organise.button, pattern=organise.CALLBACK_PATTERN)
+    )
     application.add_handler(CallbackQueryHandler(snippets.button))
     application.add_handler(
         MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, snippets.save_document)
@@ -145,6 +163,7 @@ def _opener(
         )
         if run_worker:
             opened.start_worker()
+        opened.start_purge()
 
     return post_init
 

@@ -8,7 +8,7 @@ from html import escape
 from pygments.lexers import find_lexer_class
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from core.entities import Page, Snippet, SnippetSummary
+from core.entities import Page, SharedSnippet, Snippet, SnippetSummary
 
 MESSAGE_LIMIT = 4096
 """Telegram's limit, in UTF-16 code units of the text after HTML entities are parsed."""
@@ -25,7 +25,14 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("search", "find snippets by title or code", "/search quicksort"),
     ("edit", "replace a snippet's code (code on the next lines)", "/edit 3"),
     ("rename", "change a snippet's title", "/rename 3 Faster sort"),
-    ("delete", "delete a snippet", "/delete 3"),
+    ("delete", "delete a snippet (an Undo button brings it back for 10 minutes)", "/delete 3"),
+    ("tag", "add tags to a snippet (or #tags in a /save title)", "/tag 3 python sorting"),
+    ("untag", "remove tags from a snippet", "/untag 3 sorting"),
+    ("tags", "your tags with how many snippets each; /list #python filters", "/tags"),
+    ("history", "a snippet's earlier versions, to view or restore", "/history 3"),
+    ("share", "a read-only link to a snippet: 1h, 1d, 7d (default) or once", "/share 3 1d"),
+    ("shares", "your live share links, with buttons to revoke them", "/shares"),
+    ("unshare", "end every share link of a snippet", "/unshare 3"),
     ("reset", "reset your password by an emailed code", "/reset ada@example.com"),
     ("cancel", "leave a step-by-step command", "/cancel"),
     ("help", "this list", "/help"),
@@ -66,9 +73,35 @@ def snippet_message(snippet: Snippet, footer: str) -> str | None:
         f'<pre><code class="language-{escape(language_class(snippet.language))}">'
         f"{escape(snippet.code)}</code></pre>"
     )
-    text = f"{snippet_header(snippet)}\n{code}\n{footer}"
-    visible = f"{snippet.title} · #{snippet.ref} · {snippet.language}\n{snippet.code}\n{footer}"
+    tags = f"{tags_text(snippet.tags)}\n" if snippet.tags else ""
+    text = f"{snippet_header(snippet)}\n{tags}{code}\n{footer}"
+    visible = (
+        f"{snippet.title} · #{snippet.ref} · {snippet.language}\n{tags}{snippet.code}\n{footer}"
+    )
     return text if utf16_len(visible) <= MESSAGE_LIMIT else None
+
+
+def tags_text(tags: tuple[str, ...]) -> str:
+    return " ".join(f"#{escape(tag)}" for tag in tags)
+
+
+def shared_message(shared: SharedSnippet) -> str | None:
+    """A shared snippet as one HTML message (title, language, code), or None if too long."""
+    code = (
+        f'<pre><code class="language-{escape(language_class(shared.language))}">'
+        f"{escape(shared.code)}</code></pre>"
+    )
+    note = "Shared with you through SnippetVault (read-only)."
+    visible = f"{shared.title} · {shared.language}\n{shared.code}\n{note}"
+    if utf16_len(visible) > MESSAGE_LIMIT:
+        return None
+    return f"<b>{escape(shared.title)}</b> · {escape(shared.language)}\n{code}\n{note}"
+
+
+def undo_keyboard(snippet: Snippet) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("↩️ Undo", callback_data=f"undo:{snippet.id.hex}")]]
+    )
 
 
 def snippet_keyboard(snippet: Snippet) -> InlineKeyboardMarkup:
@@ -95,6 +128,7 @@ def page_text(page: Page[SnippetSummary], heading: str, empty: str) -> str:
     lines = [f"{heading} ({first}–{last} of {page.total}):", ""]
     lines += [
         f"<b>#{item.ref}</b> {escape(item.title)} · <i>{escape(item.language)}</i>"
+        + (f" · {tags_text(item.tags)}" if item.tags else "")
         for item in page.items
     ]
     lines += ["", "Open one with /get &lt;number&gt; or the buttons."]

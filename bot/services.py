@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from core.accounts import AccountService
 from core.flows import FlowService
+from core.organise import OrganiseService
 from core.security import PasswordHasher, SessionTokens
 from core.settings import Settings
 from core.snippets import SnippetService
@@ -26,6 +27,8 @@ from storage.cache import ManagedSnippetCache, create_snippet_cache
 from storage.database import Database
 
 log = logging.getLogger(__name__)
+
+PURGE_INTERVAL_SECONDS = 60.0
 
 
 def utc_now() -> datetime:
@@ -56,8 +59,11 @@ class Services:
     snippets: SnippetService
     flows: FlowService
     worker: OutboxWorker
+    organise: OrganiseService
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _worker_task: asyncio.Task[None] | None = None
+    _purge_task: asyncio.Task[None] | None = None
+    _purge_stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def open(cls, settings: Settings, *, hasher: PasswordHasher | None = None) -> Services:
@@ -75,7 +81,8 @@ class Services:
             utc_now,
         )
         flows = FlowService(uow, utc_now)
-        return cls(settings, database, cache, accounts, snippets, flows, worker)
+        organise = OrganiseService(uow, cache, utc_now)
+        return cls(settings, database, cache, accounts, snippets, flows, worker, organise)
 
     def set_bot_username(self, username: str) -> None:
         """Verification links point at the bot: `https://t.me/<username>?start=<payload>`."""
@@ -92,7 +99,28 @@ class Services:
         await self._worker_task
         self._worker_task = None
 
+    def start_purge(self, interval_seconds: float = PURGE_INTERVAL_SECONDS) -> None:
+        """Removes for good, every so often, what was deleted longer ago than the undo window."""
+        if self._purge_task is None:
+            self._purge_task = asyncio.create_task(self._purge_forever(interval_seconds))
+
+    async def _purge_forever(self, interval_seconds: float) -> None:
+        while not self._purge_stop.is_set():
+            try:
+                purged = await self.organise.purge_deleted()
+                if purged:
+                    log.info("purged %d deleted snippets past their undo window", purged)
+            except Exception:  # the database may be away for a while: try again later
+                log.warning("purging deleted snippets failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._purge_stop.wait(), interval_seconds)
+
     async def close(self) -> None:
+        if self._purge_task is not None:
+            # Stopped between two purges, never inside one (its connection must close first).
+            self._purge_stop.set()
+            await self._purge_task
+            self._purge_task = None
         await self.stop_worker()
         await self.cache.close()
         await self.database.dispose()

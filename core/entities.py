@@ -31,6 +31,8 @@ class Snippet:
     language: str
     created_at: datetime
     updated_at: datetime
+    tags: tuple[str, ...] = ()
+    """Lower-case, sorted; see `core.organise.clean_tags`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class SnippetSummary:
     title: str
     language: str
     created_at: datetime
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +142,43 @@ class OutboxItem:
     next_attempt_at: datetime
     last_error: str | None = None
     sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """An earlier version of a snippet, kept by an edit, a rename or a restore."""
+
+    snippet_id: UUID
+    number: int
+    """1, 2, 3 … per snippet; the current version is one past the last kept."""
+    title: str
+    code: str
+    language: str
+    created_at: datetime
+    """When this version was made (the snippet's `updated_at` back then)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShareLink:
+    """A read-only link to one snippet; only the SHA-256 of its token is kept."""
+
+    id: UUID
+    token_hash: str
+    snippet_id: UUID
+    owner_id: UUID
+    created_at: datetime
+    expires_at: datetime
+    single_use: bool
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    snippet_ref: int = 0
+    snippet_title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSnippet:
+    """What whoever opens a share link sees: nothing of the owner."""
+
+    title: str
+    language: str
+    code: str

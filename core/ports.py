@@ -19,7 +19,10 @@ from core.entities import (
     OutboxItem,
     OutgoingEmail,
     Page,
+    Revision,
     Session,
+    SharedSnippet,
+    ShareLink,
     Snippet,
     SnippetSummary,
     TokenPurpose,
@@ -68,6 +71,69 @@ class SnippetRepository(Protocol):
         """Stores title, code, language and updated_at of an existing snippet."""
 
     async def delete(self, snippet_id: UUID) -> None: ...
+
+    async def soft_delete(self, snippet_id: UUID, at: datetime) -> None:
+        """Hides the snippet everywhere (get, list, search) until `undelete` or the purge."""
+
+    async def get_deleted(
+        self, owner_id: UUID, snippet_id: UUID, since: datetime
+    ) -> Snippet | None:
+        """The owner's snippet deleted at or after `since`, else None."""
+
+    async def undelete(self, snippet_id: UUID) -> None: ...
+
+    async def purge_deleted(self, before: datetime) -> int:
+        """Removes for good what was deleted before `before`; returns how many."""
+
+    async def filter(
+        self, owner_id: UUID, tag: str | None, text: str | None, offset: int, limit: int
+    ) -> Page[SnippetSummary]:
+        """Like `search`, narrowed to a tag; `text` also matches tags. Newest first."""
+
+    async def all_of(self, owner_id: UUID) -> Sequence[Snippet]:
+        """Every live snippet of the owner, oldest first, with tags (for export)."""
+
+
+class TagRepository(Protocol):
+    async def set(self, owner_id: UUID, snippet_id: UUID, tags: Sequence[str]) -> None:
+        """Replaces the snippet's tags."""
+
+    async def counts(self, owner_id: UUID) -> list[tuple[str, int]]:
+        """The owner's tags on live snippets with how many each, most used first."""
+
+
+class RevisionRepository(Protocol):
+    async def add(self, revision: Revision) -> None: ...
+
+    async def last_number(self, snippet_id: UUID) -> int:
+        """0 when the snippet has no kept version yet."""
+
+    async def list(self, snippet_id: UUID) -> list[Revision]:
+        """Oldest first."""
+
+    async def get(self, snippet_id: UUID, number: int) -> Revision | None: ...
+
+    async def trim(self, snippet_id: UUID, keep: int) -> None:
+        """Drops all but the newest `keep` versions."""
+
+
+class ShareRepository(Protocol):
+    async def add(self, link: ShareLink) -> None: ...
+
+    async def open(self, token_hash: str, now: datetime) -> tuple[ShareLink, SharedSnippet] | None:
+        """The live link (not expired, revoked or used; its snippet not deleted) and what it
+        shows, else None."""
+
+    async def use(self, link_id: UUID, at: datetime) -> bool:
+        """Marks a single-use link used; False if another view used it first."""
+
+    async def live(self, owner_id: UUID, now: datetime) -> list[ShareLink]:
+        """The owner's live links, newest first, with their snippet's ref and title."""
+
+    async def revoke(self, owner_id: UUID, link_id: UUID, at: datetime) -> bool:
+        """False when the owner has no such live link."""
+
+    async def revoke_snippet(self, snippet_id: UUID, at: datetime) -> int: ...
 
 
 class SessionRepository(Protocol):
@@ -136,6 +202,9 @@ class UnitOfWork(Protocol):
     attempts: AttemptRepository
     flows: FlowRepository
     outbox: Outbox
+    tags: TagRepository
+    revisions: RevisionRepository
+    shares: ShareRepository
 
     async def __aenter__(self) -> Self: ...
 

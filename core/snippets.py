@@ -14,6 +14,7 @@ from core.entities import Page, Snippet, SnippetSummary, User
 from core.errors import NotFound, ValidationError
 from core.events import Event, SnippetCreated, SnippetDeleted, SnippetRetrieved
 from core.notifications import email_for, wants_email
+from core.organise import keep_version, split_title_tags
 from core.ports import (
     CachedList,
     CacheRead,
@@ -73,6 +74,7 @@ class SnippetService:
         language_hint: str | None = None,
         filename: str | None = None,
     ) -> Saved:
+        title, tags = split_title_tags(title)
         title = clean_title(title)
         code = check_code(code, self.max_snippet_bytes)
         language = detect_language(code, hint=language_hint, filename=filename)
@@ -87,8 +89,11 @@ class SnippetService:
                 language=language,
                 created_at=now,
                 updated_at=now,
+                tags=tags,
             )
             await uow.snippets.add(snippet)
+            if tags:
+                await uow.tags.set(owner.id, snippet.id, tags)
             emailed = await self._notify(uow, owner, SnippetCreated(owner, snippet))
             await uow.commit()
         await self._cache.forget_list(owner.id)
@@ -162,6 +167,9 @@ class SnippetService:
             language = (
                 detect_language(code, hint=language_hint) if language_hint else snippet.language
             )
+            if (code, language) == (snippet.code, snippet.language):
+                return snippet
+            await keep_version(uow, snippet)
             snippet = replace(snippet, code=code, language=language, updated_at=self._now())
             await uow.snippets.update(snippet)
             await uow.commit()
@@ -172,6 +180,9 @@ class SnippetService:
         title = clean_title(title)
         async with self._uow() as uow:
             snippet = await self._load(uow, owner, ref)
+            if title == snippet.title:
+                return snippet
+            await keep_version(uow, snippet)
             snippet = replace(snippet, title=title, updated_at=self._now())
             await uow.snippets.update(snippet)
             await uow.commit()
@@ -181,7 +192,10 @@ class SnippetService:
     async def delete(self, owner: User, ref: int) -> Saved:
         async with self._uow() as uow:
             snippet = await self._load(uow, owner, ref)
-            await uow.snippets.delete(snippet.id)
+            # Hidden, not gone: an undo brings it back for a while (`core.organise`), and
+            # its share links end now, for good.
+            await uow.snippets.soft_delete(snippet.id, self._now())
+            await uow.shares.revoke_snippet(snippet.id, self._now())
             emailed = await self._notify(uow, owner, SnippetDeleted(owner, snippet))
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)

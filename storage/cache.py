@@ -116,6 +116,7 @@ def encode_snippet(snippet: Snippet) -> str:
             "language": snippet.language,
             "created_at": snippet.created_at.isoformat(),
             "updated_at": snippet.updated_at.isoformat(),
+            "tags": list(snippet.tags),
         }
     )
 
@@ -131,6 +132,7 @@ def decode_snippet(raw: str | bytes) -> Snippet:
         language=data["language"],
         created_at=datetime.fromisoformat(data["created_at"]),
         updated_at=datetime.fromisoformat(data["updated_at"]),
+        tags=tuple(data.get("tags", ())),
     )
 
 
@@ -145,6 +147,7 @@ def encode_list(value: CachedList) -> str:
                     "title": item.title,
                     "language": item.language,
                     "created_at": item.created_at.isoformat(),
+                    "tags": list(item.tags),
                 }
                 for item in value.items
             ],
@@ -162,6 +165,7 @@ def decode_list(raw: str | bytes) -> CachedList:
                 title=item["title"],
                 language=item["language"],
                 created_at=datetime.fromisoformat(item["created_at"]),
+                tags=tuple(item.get("tags", ())),
             )
             for item in data["items"]
         ),

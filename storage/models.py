@@ -85,6 +85,8 @@ class SnippetRow(Base):
     language: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+    """Set by a delete; the snippet is hidden until an undo, then purged (migration 0004)."""
 
 
 sa.Index(
@@ -173,6 +175,50 @@ class OutboxRow(Base):
 sa.Index("ix_outbox_status_next_attempt", OutboxRow.status, OutboxRow.next_attempt_at)
 
 
+class SnippetTagRow(Base):
+    __tablename__ = "snippet_tags"
+
+    snippet_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("snippets.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+
+
+sa.Index("ix_snippet_tags_owner_id_tag", SnippetTagRow.owner_id, SnippetTagRow.tag)
+
+
+class SnippetRevisionRow(Base):
+    __tablename__ = "snippet_revisions"
+
+    snippet_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("snippets.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(sa.Text)
+    code: Mapped[str] = mapped_column(sa.Text)
+    language: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+
+
+class ShareLinkRow(Base):
+    __tablename__ = "share_links"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    snippet_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("snippets.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    single_use: Mapped[bool]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 def _table(model: type[Base]) -> sa.Table:
     table = model.__table__
     assert isinstance(table, sa.Table)
@@ -186,3 +232,6 @@ one_time_tokens = _table(OneTimeTokenRow)
 login_attempts = _table(LoginAttemptRow)
 chat_flows = _table(ChatFlowRow)
 outbox = _table(OutboxRow)
+snippet_tags = _table(SnippetTagRow)
+snippet_revisions = _table(SnippetRevisionRow)
+share_links = _table(ShareLinkRow)

@@ -6,7 +6,7 @@ connection failures become `StorageUnavailable`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -38,6 +38,7 @@ from storage.models import (
     one_time_tokens,
     outbox,
     sessions,
+    snippet_tags,
     snippets,
     users,
 )
@@ -154,30 +155,46 @@ class SqlSnippetRepository(_Repository):
         )
 
     async def get(self, snippet_id: UUID) -> Snippet | None:
-        result = await self._execute(sa.select(snippets).where(snippets.c.id == snippet_id))
-        row = result.one_or_none()
-        return _snippet(row) if row else None
+        return await self._one(snippets.c.id == snippet_id, _LIVE)
 
     async def get_by_ref(self, owner_id: UUID, ref: int) -> Snippet | None:
-        result = await self._execute(
-            sa.select(snippets).where(snippets.c.owner_id == owner_id, snippets.c.ref == ref)
-        )
-        row = result.one_or_none()
-        return _snippet(row) if row else None
+        return await self._one(snippets.c.owner_id == owner_id, snippets.c.ref == ref, _LIVE)
 
     async def list(self, owner_id: UUID, offset: int, limit: int) -> Page[SnippetSummary]:
-        return await self._page(snippets.c.owner_id == owner_id, offset, limit)
+        return await self._page(sa.and_(snippets.c.owner_id == owner_id, _LIVE), offset, limit)
 
     async def search(
         self, owner_id: UUID, text: str, offset: int, limit: int
     ) -> Page[SnippetSummary]:
-        # lower(column) LIKE lower(pattern): the shape the trigram indexes (migration 0002) serve.
-        pattern = sa.func.lower(f"%{escape_like(text)}%")
-        matches = sa.or_(
-            sa.func.lower(snippets.c.title).like(pattern, escape=LIKE_ESCAPE),
-            sa.func.lower(snippets.c.code).like(pattern, escape=LIKE_ESCAPE),
-        )
-        return await self._page(sa.and_(snippets.c.owner_id == owner_id, matches), offset, limit)
+        return await self.filter(owner_id, None, text, offset, limit)
+
+    async def filter(
+        self, owner_id: UUID, tag: str | None, text: str | None, offset: int, limit: int
+    ) -> Page[SnippetSummary]:
+        conditions = [snippets.c.owner_id == owner_id, _LIVE]
+        if tag is not None:
+            conditions.append(_tagged(tag))
+        if text:
+            # lower(column) LIKE lower(pattern): the shape the trigram indexes (0002) serve.
+            pattern = sa.func.lower(f"%{escape_like(text)}%")
+            conditions.append(
+                sa.or_(
+                    sa.func.lower(snippets.c.title).like(pattern, escape=LIKE_ESCAPE),
+                    sa.func.lower(snippets.c.code).like(pattern, escape=LIKE_ESCAPE),
+                    _tagged(text.lower().removeprefix("#")),
+                )
+            )
+        return await self._page(sa.and_(*conditions), offset, limit)
+
+    async def all_of(self, owner_id: UUID) -> Sequence[Snippet]:
+        rows = (
+            await self._execute(
+                sa.select(snippets, self._tags_column())
+                .where(snippets.c.owner_id == owner_id, _LIVE)
+                .order_by(snippets.c.created_at, snippets.c.ref)
+            )
+        ).all()
+        return [_snippet(row) for row in rows]
 
     async def update(self, snippet: Snippet) -> None:
         await self._execute(
@@ -194,6 +211,51 @@ class SqlSnippetRepository(_Repository):
     async def delete(self, snippet_id: UUID) -> None:
         await self._execute(sa.delete(snippets).where(snippets.c.id == snippet_id))
 
+    async def soft_delete(self, snippet_id: UUID, at: datetime) -> None:
+        await self._execute(
+            sa.update(snippets).where(snippets.c.id == snippet_id, _LIVE).values(deleted_at=at)
+        )
+
+    async def get_deleted(
+        self, owner_id: UUID, snippet_id: UUID, since: datetime
+    ) -> Snippet | None:
+        return await self._one(
+            snippets.c.id == snippet_id,
+            snippets.c.owner_id == owner_id,
+            snippets.c.deleted_at >= since,
+        )
+
+    async def undelete(self, snippet_id: UUID) -> None:
+        await self._execute(
+            sa.update(snippets).where(snippets.c.id == snippet_id).values(deleted_at=None)
+        )
+
+    async def purge_deleted(self, before: datetime) -> int:
+        result = await self._execute(
+            sa.delete(snippets).where(
+                snippets.c.deleted_at.is_not(None), snippets.c.deleted_at < before
+            )
+        )
+        return int(result.rowcount or 0)
+
+    async def _one(self, *conditions: sa.ColumnElement[bool]) -> Snippet | None:
+        result = await self._execute(sa.select(snippets, self._tags_column()).where(*conditions))
+        row = result.one_or_none()
+        return _snippet(row) if row else None
+
+    def _tags_column(self) -> sa.Label[Any]:
+        """The snippet's tags as one space-separated string, in the same statement."""
+        if self._connection.dialect.name == "postgresql":
+            joined: sa.ColumnElement[Any] = sa.func.string_agg(snippet_tags.c.tag, " ")
+        else:
+            joined = sa.func.group_concat(snippet_tags.c.tag, " ")
+        return (
+            sa.select(joined)
+            .where(snippet_tags.c.snippet_id == snippets.c.id)
+            .scalar_subquery()
+            .label("tags")
+        )
+
     async def _page(
         self, condition: sa.ColumnElement[bool], offset: int, limit: int
     ) -> Page[SnippetSummary]:
@@ -206,6 +268,7 @@ class SqlSnippetRepository(_Repository):
                     snippets.c.title,
                     snippets.c.language,
                     snippets.c.created_at,
+                    self._tags_column(),
                     sa.func.count().over().label("total"),
                 )
                 .where(condition)
@@ -221,6 +284,7 @@ class SqlSnippetRepository(_Repository):
                 title=row.title,
                 language=row.language,
                 created_at=row.created_at,
+                tags=split_tags(row.tags),
             )
             for row in rows
         )
@@ -234,6 +298,18 @@ class SqlSnippetRepository(_Repository):
             )
             total = int(counted.scalar_one())
         return Page(items=items, total=total, offset=offset, limit=limit)
+
+
+_LIVE = snippets.c.deleted_at.is_(None)
+"""A deleted snippet waits for an undo, hidden from every read but `get_deleted`."""
+
+
+def _tagged(tag: str) -> sa.ColumnElement[bool]:
+    return sa.exists().where(snippet_tags.c.snippet_id == snippets.c.id, snippet_tags.c.tag == tag)
+
+
+def split_tags(joined: str | None) -> tuple[str, ...]:
+    return tuple(sorted(joined.split())) if joined else ()
 
 
 def escape_like(text: str) -> str:
@@ -255,6 +331,7 @@ def _snippet(row: Row[Any]) -> Snippet:
         language=row.language,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        tags=split_tags(getattr(row, "tags", None)),
     )
 
 

@@ -15,12 +15,16 @@ from core.ports import (
     FlowRepository,
     OneTimeTokenRepository,
     Outbox,
+    RevisionRepository,
     SessionRepository,
+    ShareRepository,
     SnippetRepository,
+    TagRepository,
     UserRepository,
 )
 from storage.engine import CHECKOUT_TIMEOUT_SECONDS, autocommit_options
 from storage.errors import unavailable_as_domain_error
+from storage.organise import SqlRevisionRepository, SqlShareRepository, SqlTagRepository
 from storage.repositories import (
     SqlAttemptRepository,
     SqlFlowRepository,
@@ -48,6 +52,9 @@ class SqlAlchemyUnitOfWork:
     attempts: AttemptRepository
     flows: FlowRepository
     outbox: Outbox
+    tags: TagRepository
+    revisions: RevisionRepository
+    shares: ShareRepository
 
     def __init__(
         self,
@@ -77,6 +84,9 @@ class SqlAlchemyUnitOfWork:
         self.attempts = SqlAttemptRepository(connection)
         self.flows = SqlFlowRepository(connection, self._clock)
         self.outbox = SqlOutbox(connection)
+        self.tags = SqlTagRepository(connection)
+        self.revisions = SqlRevisionRepository(connection)
+        self.shares = SqlShareRepository(connection)
         return self
 
     async def __aexit__(

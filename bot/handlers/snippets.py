@@ -22,6 +22,7 @@ from bot.render import (
     snippet_header,
     snippet_keyboard,
     snippet_message,
+    undo_keyboard,
 )
 from core.entities import Snippet, User
 from core.errors import FlowConflict, NotFound, ValidationError
@@ -155,6 +156,15 @@ async def _show(update: Update, context: BotContext, user: User, ref: int) -> No
 
 @logged_in
 async def list_snippets(update: Update, context: BotContext, user: User) -> None:
+    text, tag = _tag_filter(command_text(_message(update)).args)
+    if tag is not None:
+        page = await context.services.organise.filter(user, tag, text, 0, LIST_PAGE_SIZE)
+        await reply(
+            update,
+            page_text(page, f"Snippets tagged #{escape(tag)}", f"None tagged #{escape(tag)}."),
+            reply_markup=page_keyboard(page, None) if page.items else None,
+        )
+        return
     page = await context.services.snippets.list(user, 0, LIST_PAGE_SIZE)
     await reply(
         update,
@@ -165,8 +175,12 @@ async def list_snippets(update: Update, context: BotContext, user: User) -> None
 
 @logged_in
 async def search(update: Update, context: BotContext, user: User) -> None:
-    query = command_text(_message(update)).args
-    page = await context.services.snippets.search(user, query, 0, LIST_PAGE_SIZE)
+    query, tag = _tag_filter(command_text(_message(update)).args)
+    if tag is not None:
+        page = await context.services.organise.filter(user, tag, query, 0, LIST_PAGE_SIZE)
+        query = f"{query} #{tag}".strip()
+    else:
+        page = await context.services.snippets.search(user, query, 0, LIST_PAGE_SIZE)
     await reply(
         update,
         page_text(
@@ -216,7 +230,12 @@ async def delete(update: Update, context: BotContext, user: User) -> None:
 async def _delete(update: Update, context: BotContext, user: User, ref: int) -> None:
     saved = await context.services.snippets.delete(user, ref)
     note = email_note(saved.emailed, "A confirmation email")
-    await reply(update, f"🗑 Deleted {snippet_header(saved.snippet)}.\n{note}".strip())
+    await reply(
+        update,
+        f"🗑 Deleted {snippet_header(saved.snippet)}. Undo within 10 minutes with the "
+        f"button.\n{note}".strip(),
+        reply_markup=undo_keyboard(saved.snippet),
+    )
 
 
 @logged_in
@@ -254,7 +273,7 @@ async def button(update: Update, context: BotContext, user: User) -> None:
             await query.answer()
             await reply(
                 update,
-                f"Delete {snippet_header(snippet)}? This cannot be undone.",
+                f"Delete {snippet_header(snippet)}? You can undo it for 10 minutes.",
                 reply_markup=confirm_delete_keyboard(number),
             )
         elif action == "delok":
@@ -338,6 +357,17 @@ async def edited_message(update: Update, context: BotContext) -> None:
             "I don't follow edits of sent messages. To change a snippet, send "
             "/edit &lt;number&gt; with the new code below it.",
         )
+
+
+def _tag_filter(args: str) -> tuple[str, str | None]:
+    """`sort #python` → (`sort`, `python`): the first `#word` narrows to that tag."""
+    words, tag = [], None
+    for word in args.split():
+        if tag is None and word.startswith("#") and len(word) > 1 and not word[1:].isdigit():
+            tag = word[1:].lower()
+        else:
+            words.append(word)
+    return " ".join(words), tag
 
 
 def _required_arg(update: Update, usage: str) -> str:

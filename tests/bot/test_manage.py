@@ -229,7 +229,7 @@ async def test_delete_button_asks_then_deletes(harness: BotHarness) -> None:
 
     [question] = await harness.press(1, shown.message_id, "🗑 Delete")
 
-    assert question.text == f"Delete Doomed · #{number} · Python? This cannot be undone."
+    assert question.text == f"Delete Doomed · #{number} · Python? You can undo it for 10 minutes."
     assert question.button_texts == ["Yes, delete it", "Keep it"]
 
     [done] = await harness.press(1, question.message_id, "Yes, delete it")

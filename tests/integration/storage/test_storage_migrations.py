@@ -97,3 +97,25 @@ async def test_the_search_indexes_come_with_0002_and_go_with_it(empty_postgres_u
     await downgrade(empty_postgres_url, "0001")
 
     assert not SEARCH_INDEXES & await _inspect(empty_postgres_url, _index_names)
+
+
+async def test_0004_down_to_0002_drops_the_organise_tables_and_hidden_snippets(
+    empty_database_url: str,
+) -> None:
+    await upgrade(empty_database_url)
+    assert {"snippet_tags", "snippet_revisions", "share_links"} <= await _inspect(
+        empty_database_url, _tables
+    )
+
+    await downgrade(empty_database_url, "0002")
+
+    assert await current_revision(empty_database_url) == "0002"
+    tables = await _inspect(empty_database_url, _tables)
+    assert not {"snippet_tags", "snippet_revisions", "share_links"} & tables
+    columns = await _inspect(
+        empty_database_url,
+        lambda c: {column["name"] for column in sa.inspect(c).get_columns("snippets")},
+    )
+    assert "deleted_at" not in columns
+    await upgrade(empty_database_url)
+    assert await _inspect(empty_database_url, _schema_differences) == []

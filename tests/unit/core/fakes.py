@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -27,7 +27,10 @@ from core.entities import (
     OneTimeToken,
     OutgoingEmail,
     Page,
+    Revision,
     Session,
+    SharedSnippet,
+    ShareLink,
     Snippet,
     SnippetSummary,
     TokenPurpose,
@@ -90,6 +93,10 @@ class Tables:
     attempts: dict[str, list[datetime]] = field(default_factory=dict)
     flows: dict[int, ChatFlow] = field(default_factory=dict)
     outbox: list[OutgoingEmail] = field(default_factory=list)
+    deleted: dict[UUID, datetime] = field(default_factory=dict)
+    tags: dict[UUID, tuple[str, ...]] = field(default_factory=dict)
+    revisions: dict[UUID, list[Revision]] = field(default_factory=dict)
+    shares: dict[UUID, ShareLink] = field(default_factory=dict)
 
 
 Change = Callable[[Tables], Any]
@@ -158,6 +165,9 @@ class FakeUnitOfWork:
         self.attempts = FakeAttemptRepository(self)
         self.flows = FakeFlowRepository(self)
         self.outbox = FakeOutbox(self)
+        self.tags = FakeTagRepository(self)
+        self.revisions = FakeRevisionRepository(self)
+        self.shares = FakeShareRepository(self)
 
     async def __aenter__(self) -> Self:
         if self._tables is not None:
@@ -309,7 +319,7 @@ class FakeUserRepository(_Repository):
 
 def _summary(snippet: Snippet) -> SnippetSummary:
     return SnippetSummary(
-        snippet.id, snippet.ref, snippet.title, snippet.language, snippet.created_at
+        snippet.id, snippet.ref, snippet.title, snippet.language, snippet.created_at, snippet.tags
     )
 
 
@@ -331,34 +341,57 @@ class FakeSnippetRepository(_Repository):
                 raise ValueError(f"duplicate ref {snippet.ref} for {snippet.owner_id}")
             if snippet.owner_id not in tables.users:
                 raise ValueError(f"no owner {snippet.owner_id}")
-            tables.snippets[snippet.id] = snippet
+            tables.snippets[snippet.id] = replace(snippet, tags=())
 
         self._uow.change(add)
 
+    def _live(self) -> list[Snippet]:
+        tables = self._t
+        return [
+            replace(s, tags=tables.tags.get(s.id, ()))
+            for s in tables.snippets.values()
+            if s.id not in tables.deleted
+        ]
+
     async def get(self, snippet_id: UUID) -> Snippet | None:
-        return self._t.snippets.get(snippet_id)
+        return next((s for s in self._live() if s.id == snippet_id), None)
 
     async def get_by_ref(self, owner_id: UUID, ref: int) -> Snippet | None:
         return next(
-            (s for s in self._t.snippets.values() if s.owner_id == owner_id and s.ref == ref),
+            (s for s in self._live() if s.owner_id == owner_id and s.ref == ref),
             None,
         )
 
     async def list(self, owner_id: UUID, offset: int, limit: int) -> Page[SnippetSummary]:
-        owned = [s for s in self._t.snippets.values() if s.owner_id == owner_id]
+        owned = [s for s in self._live() if s.owner_id == owner_id]
         return _page(owned, offset, limit)
 
     async def search(
         self, owner_id: UUID, text: str, offset: int, limit: int
     ) -> Page[SnippetSummary]:
-        needle = text.casefold()
+        return await self.filter(owner_id, None, text, offset, limit)
+
+    async def filter(
+        self, owner_id: UUID, tag: str | None, text: str | None, offset: int, limit: int
+    ) -> Page[SnippetSummary]:
+        needle = (text or "").casefold()
         found = [
             s
-            for s in self._t.snippets.values()
+            for s in self._live()
             if s.owner_id == owner_id
-            and (needle in s.title.casefold() or needle in s.code.casefold())
+            and (tag is None or tag in s.tags)
+            and (
+                not needle
+                or needle in s.title.casefold()
+                or needle in s.code.casefold()
+                or needle.removeprefix("#") in s.tags
+            )
         ]
         return _page(found, offset, limit)
+
+    async def all_of(self, owner_id: UUID) -> list[Snippet]:
+        owned = [s for s in self._live() if s.owner_id == owner_id]
+        return sorted(owned, key=lambda s: (s.created_at, s.ref))
 
     async def update(self, snippet: Snippet) -> None:
         def update(tables: Tables) -> None:
@@ -375,7 +408,159 @@ class FakeSnippetRepository(_Repository):
         self._uow.change(update)
 
     async def delete(self, snippet_id: UUID) -> None:
-        self._uow.change(lambda tables: tables.snippets.pop(snippet_id, None))
+        def delete(tables: Tables) -> None:
+            tables.snippets.pop(snippet_id, None)
+            for table in (tables.deleted, tables.tags, tables.revisions):
+                table.pop(snippet_id, None)
+
+        self._uow.change(delete)
+
+    async def soft_delete(self, snippet_id: UUID, at: datetime) -> None:
+        def hide(tables: Tables) -> None:
+            if snippet_id in tables.snippets:
+                tables.deleted.setdefault(snippet_id, at)
+
+        self._uow.change(hide)
+
+    async def get_deleted(
+        self, owner_id: UUID, snippet_id: UUID, since: datetime
+    ) -> Snippet | None:
+        tables = self._t
+        snippet = tables.snippets.get(snippet_id)
+        deleted_at = tables.deleted.get(snippet_id)
+        if snippet is None or snippet.owner_id != owner_id or deleted_at is None:
+            return None
+        if deleted_at < since:
+            return None
+        return replace(snippet, tags=tables.tags.get(snippet_id, ()))
+
+    async def undelete(self, snippet_id: UUID) -> None:
+        self._uow.change(lambda tables: tables.deleted.pop(snippet_id, None))
+
+    async def purge_deleted(self, before: datetime) -> int:
+        def purge(tables: Tables) -> int:
+            gone = [i for i, at in tables.deleted.items() if at < before]
+            for snippet_id in gone:
+                tables.snippets.pop(snippet_id, None)
+                for table in (tables.deleted, tables.tags, tables.revisions):
+                    table.pop(snippet_id, None)
+            return len(gone)
+
+        return self._uow.change(purge)
+
+
+class FakeTagRepository(_Repository):
+    async def set(self, owner_id: UUID, snippet_id: UUID, tags: Sequence[str]) -> None:
+        def set_tags(tables: Tables) -> None:
+            tables.tags[snippet_id] = tuple(sorted(tags))
+
+        self._uow.change(set_tags)
+
+    async def counts(self, owner_id: UUID) -> list[tuple[str, int]]:
+        counted: dict[str, int] = {}
+        tables = self._t
+        for snippet_id, tags in tables.tags.items():
+            snippet = tables.snippets.get(snippet_id)
+            if snippet is None or snippet.owner_id != owner_id or snippet_id in tables.deleted:
+                continue
+            for tag in tags:
+                counted[tag] = counted.get(tag, 0) + 1
+        return sorted(counted.items(), key=lambda item: (-item[1], item[0]))
+
+
+class FakeRevisionRepository(_Repository):
+    async def add(self, revision: Revision) -> None:
+        self._uow.change(
+            lambda tables: tables.revisions.setdefault(revision.snippet_id, []).append(revision)
+        )
+
+    async def last_number(self, snippet_id: UUID) -> int:
+        kept = self._t.revisions.get(snippet_id, [])
+        return kept[-1].number if kept else 0
+
+    async def list(self, snippet_id: UUID) -> list[Revision]:
+        return list(self._t.revisions.get(snippet_id, []))
+
+    async def get(self, snippet_id: UUID, number: int) -> Revision | None:
+        return next((r for r in self._t.revisions.get(snippet_id, []) if r.number == number), None)
+
+    async def trim(self, snippet_id: UUID, keep: int) -> None:
+        def trim(tables: Tables) -> None:
+            kept = tables.revisions.get(snippet_id, [])
+            tables.revisions[snippet_id] = kept[-keep:] if keep else []
+
+        self._uow.change(trim)
+
+
+class FakeShareRepository(_Repository):
+    async def add(self, link: ShareLink) -> None:
+        def add(tables: Tables) -> None:
+            tables.shares[link.id] = link
+
+        self._uow.change(add)
+
+    def _is_live(self, link: ShareLink, now: datetime) -> bool:
+        tables = self._t
+        return (
+            link.revoked_at is None
+            and link.used_at is None
+            and link.expires_at > now
+            and link.snippet_id in tables.snippets
+            and link.snippet_id not in tables.deleted
+        )
+
+    def _with_snippet(self, link: ShareLink) -> ShareLink:
+        snippet = self._t.snippets[link.snippet_id]
+        return replace(link, snippet_ref=snippet.ref, snippet_title=snippet.title)
+
+    async def open(self, token_hash: str, now: datetime) -> tuple[ShareLink, SharedSnippet] | None:
+        for link in self._t.shares.values():
+            if link.token_hash == token_hash and self._is_live(link, now):
+                snippet = self._t.snippets[link.snippet_id]
+                shared = SharedSnippet(snippet.title, snippet.language, snippet.code)
+                return self._with_snippet(link), shared
+        return None
+
+    async def use(self, link_id: UUID, at: datetime) -> bool:
+        def use(tables: Tables) -> bool:
+            link = tables.shares.get(link_id)
+            if link is None or link.used_at is not None:
+                return False
+            tables.shares[link_id] = replace(link, used_at=at)
+            return True
+
+        return self._uow.change(use)
+
+    async def live(self, owner_id: UUID, now: datetime) -> list[ShareLink]:
+        found = [
+            self._with_snippet(link)
+            for link in self._t.shares.values()
+            if link.owner_id == owner_id and self._is_live(link, now)
+        ]
+        return sorted(found, key=lambda link: link.created_at, reverse=True)
+
+    async def revoke(self, owner_id: UUID, link_id: UUID, at: datetime) -> bool:
+        def revoke(tables: Tables) -> bool:
+            link = tables.shares.get(link_id)
+            if link is None or link.owner_id != owner_id or link.revoked_at is not None:
+                return False
+            tables.shares[link_id] = replace(link, revoked_at=at)
+            return True
+
+        return self._uow.change(revoke)
+
+    async def revoke_snippet(self, snippet_id: UUID, at: datetime) -> int:
+        def revoke(tables: Tables) -> int:
+            ended = [
+                link
+                for link in tables.shares.values()
+                if link.snippet_id == snippet_id and link.revoked_at is None
+            ]
+            for link in ended:
+                tables.shares[link.id] = replace(link, revoked_at=at)
+            return len(ended)
+
+        return self._uow.change(revoke)
 
 
 class FakeSessionRepository(_Repository):

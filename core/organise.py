@@ -1,0 +1,355 @@
+"""Organising snippets: tags, kept versions with restore, undo of a delete, share links.
+
+Every call names its owner, and anything of someone else (a snippet, a version, a link) is
+`NotFound`, worded exactly like a missing one. Changes commit first, then drop the cached
+copies they make stale (see `core.snippets`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from core.entities import Page, Revision, SharedSnippet, ShareLink, Snippet, SnippetSummary, User
+from core.errors import NotFound, ValidationError
+from core.ports import Clock, SnippetCache, UnitOfWork, UnitOfWorkFactory
+from core.security import hash_secret, same_secret
+
+MAX_TAGS = 10
+MAX_TAG_CHARS = 32
+MAX_VERSIONS = 50
+"""Versions of one snippet, the current one included; the oldest kept one goes first."""
+UNDO_SECONDS = 10 * 60
+"""How long a deleted snippet can be brought back; the purge removes it after that."""
+SHARE_PAYLOAD_PREFIX = "share_"
+"""`/start share_<token>`: 28 characters, never a 22-character verification payload."""
+SHARE_EXPIRIES = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "7d": timedelta(days=7)}
+DEFAULT_SHARE_EXPIRY = "7d"
+MAX_LIVE_SHARES = 100
+
+# A tag: a letter first, then letters, digits and `+#.-_` (c++, c#, node.js, type-hints).
+_TAG = re.compile(r"[^\W\d_][\w+#.-]*")
+_TITLE_TAG = re.compile(r"(?<!\S)#([^\W\d_][\w+#.-]*)")
+_SHARE_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
+
+SHARE_GONE = "This link has expired or was revoked."
+"""The one answer for an expired, revoked, used, unknown or malformed link."""
+
+
+def clean_tag(raw: str) -> str:
+    tag = raw.strip().removeprefix("#").lower()
+    if not _TAG.fullmatch(tag):
+        raise ValidationError(
+            f"“{raw.strip()[:40]}” is not a tag: start with a letter, then letters, digits "
+            "or + # . - _"
+        )
+    if len(tag) > MAX_TAG_CHARS:
+        raise ValidationError(f"A tag has at most {MAX_TAG_CHARS} characters.")
+    return tag
+
+
+def clean_tags(raw: Iterable[str]) -> tuple[str, ...]:
+    tags = tuple(sorted({clean_tag(tag) for tag in raw}))
+    if len(tags) > MAX_TAGS:
+        raise ValidationError(f"A snippet has at most {MAX_TAGS} tags.")
+    return tags
+
+
+def split_title_tags(title: str) -> tuple[str, tuple[str, ...]]:
+    """`Quick sort #python #algo` → (`Quick sort`, (`algo`, `python`))."""
+    found = [match.group(1) for match in _TITLE_TAG.finditer(title)]
+    if not found:
+        return title, ()
+    return _TITLE_TAG.sub(" ", title), clean_tags(found)
+
+
+def first_changed_line(before: str, after: str) -> str:
+    """The first line of `after` that differs from `before` (for a version list)."""
+    old_lines, new_lines = before.splitlines(), after.splitlines()
+    for index, line in enumerate(new_lines):
+        if index >= len(old_lines) or old_lines[index] != line:
+            return line.strip()
+    return "" if len(new_lines) == len(old_lines) else "(lines removed at the end)"
+
+
+def parse_share_expiry(raw: str) -> tuple[timedelta, bool]:
+    """`1h`, `1d`, `7d` or `once` (a single view, within 7 days) → (lifetime, single use)."""
+    choice = (raw.strip() or DEFAULT_SHARE_EXPIRY).lower()
+    if choice == "once":
+        return SHARE_EXPIRIES[DEFAULT_SHARE_EXPIRY], True
+    if choice not in SHARE_EXPIRIES:
+        raise ValidationError("A link lasts 1h, 1d or 7d, or works once: e.g. /share 3 1d")
+    return SHARE_EXPIRIES[choice], False
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One line of a snippet's history; the current version has `revision` None."""
+
+    number: int
+    title: str
+    code: str
+    language: str
+    created_at: datetime
+    first_changed_line: str
+    is_current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewShare:
+    link: ShareLink
+    token: str
+    """Shown once, to the owner; only its hash is stored."""
+
+    @property
+    def payload(self) -> str:
+        return SHARE_PAYLOAD_PREFIX + self.token
+
+
+async def keep_version(uow: UnitOfWork, snippet: Snippet) -> None:
+    """Keeps `snippet` as it is now, before a change (within the change's transaction)."""
+    number = await uow.revisions.last_number(snippet.id) + 1
+    await uow.revisions.add(
+        Revision(
+            snippet_id=snippet.id,
+            number=number,
+            title=snippet.title,
+            code=snippet.code,
+            language=snippet.language,
+            created_at=snippet.updated_at,
+        )
+    )
+    await uow.revisions.trim(snippet.id, MAX_VERSIONS - 1)
+
+
+class OrganiseService:
+    def __init__(self, uow: UnitOfWorkFactory, cache: SnippetCache, clock: Clock) -> None:
+        self._uow = uow
+        self._cache = cache
+        self._now = clock
+
+    # -- tags ---------------------------------------------------------------------------
+
+    async def tag(self, owner: User, ref: int, tags: Sequence[str]) -> Snippet:
+        return await self._change_tags(owner, ref, clean_tags(tags), add=True)
+
+    async def untag(self, owner: User, ref: int, tags: Sequence[str]) -> Snippet:
+        return await self._change_tags(owner, ref, clean_tags(tags), add=False)
+
+    async def _change_tags(
+        self, owner: User, ref: int, tags: tuple[str, ...], *, add: bool
+    ) -> Snippet:
+        if not tags:
+            raise ValidationError("Name at least one tag, e.g. /tag 3 python sorting")
+        async with self._uow() as uow:
+            snippet = await _by_ref(uow, owner, ref)
+            current = set(snippet.tags)
+            changed = current | set(tags) if add else current - set(tags)
+            new_tags = clean_tags(changed)
+            if new_tags == snippet.tags:
+                return snippet
+            await uow.tags.set(owner.id, snippet.id, new_tags)
+            await uow.commit()
+        # The snippet and the list both show tags: exactly those two keys go stale.
+        await self._cache.forget_snippet(owner.id, snippet.id)
+        return replace(snippet, tags=new_tags)
+
+    async def tags(self, owner: User) -> list[tuple[str, int]]:
+        async with self._uow() as uow:
+            await uow.autocommit()
+            return await uow.tags.counts(owner.id)
+
+    async def filter(
+        self, owner: User, tag: str | None, text: str | None, offset: int, limit: int
+    ) -> Page[SnippetSummary]:
+        wanted = clean_tag(tag) if tag is not None else None
+        words = " ".join((text or "").split())
+        if len(words) > 200:
+            raise ValidationError("Search for at most 200 characters.")
+        async with self._uow() as uow:
+            await uow.autocommit()
+            return await uow.snippets.filter(owner.id, wanted, words or None, offset, limit)
+
+    async def matching(self, owner: User, text: str, limit: int) -> list[Snippet]:
+        """The owner's snippets matching `text` (title, code or tag; empty: the newest), with
+        their code, newest first."""
+        words = " ".join(text.split())[:200]
+        async with self._uow() as uow:
+            await uow.autocommit()
+            page = await uow.snippets.filter(owner.id, None, words or None, 0, limit)
+            found = [await uow.snippets.get(item.id) for item in page.items]
+        return [snippet for snippet in found if snippet is not None]
+
+    # -- versions -------------------------------------------------------------------------
+
+    async def history(self, owner: User, ref: int) -> tuple[Snippet, list[Version]]:
+        """The snippet and its versions, oldest first, the current one last."""
+        async with self._uow() as uow:
+            await uow.autocommit()
+            snippet = await _by_ref(uow, owner, ref)
+            kept = await uow.revisions.list(snippet.id)
+        return snippet, _versions(snippet, kept)
+
+    async def version(self, owner: User, snippet_id: UUID, number: int) -> tuple[Snippet, Version]:
+        async with self._uow() as uow:
+            await uow.autocommit()
+            snippet = await _by_id(uow, owner, snippet_id)
+            kept = await uow.revisions.list(snippet.id)
+        for version in _versions(snippet, kept):
+            if version.number == number:
+                return snippet, version
+        raise NotFound(f"Version {number} of that snippet is no longer kept.")
+
+    async def restore(self, owner: User, snippet_id: UUID, number: int) -> Snippet:
+        """Makes kept version `number` the current one; the current one is kept first."""
+        async with self._uow() as uow:
+            snippet = await _by_id(uow, owner, snippet_id)
+            revision = await uow.revisions.get(snippet.id, number)
+            if revision is None:
+                raise NotFound(f"Version {number} of that snippet is no longer kept.")
+            await keep_version(uow, snippet)
+            snippet = replace(
+                snippet,
+                title=revision.title,
+                code=revision.code,
+                language=revision.language,
+                updated_at=self._now(),
+            )
+            await uow.snippets.update(snippet)
+            await uow.commit()
+        await self._cache.forget_snippet(owner.id, snippet.id)
+        return snippet
+
+    # -- undo of a delete -----------------------------------------------------------------
+
+    async def undelete(self, owner: User, snippet_id: UUID) -> Snippet:
+        since = self._now() - timedelta(seconds=UNDO_SECONDS)
+        async with self._uow() as uow:
+            snippet = await uow.snippets.get_deleted(owner.id, snippet_id, since)
+            if snippet is None:
+                raise NotFound("Too late to undo: that snippet is gone for good.")
+            await uow.snippets.undelete(snippet.id)
+            await uow.commit()
+        await self._cache.forget_snippet(owner.id, snippet.id)
+        return snippet
+
+    async def purge_deleted(self) -> int:
+        """Removes for good what was deleted longer than the undo window ago."""
+        before = self._now() - timedelta(seconds=UNDO_SECONDS)
+        async with self._uow() as uow:
+            await uow.autocommit()
+            return await uow.snippets.purge_deleted(before)
+
+    # -- share links ------------------------------------------------------------------------
+
+    async def share(self, owner: User, ref: int, expiry: str = "") -> NewShare:
+        lifetime, single_use = parse_share_expiry(expiry)
+        token = secrets.token_urlsafe(16)  # 128 random bits
+        now = self._now()
+        async with self._uow() as uow:
+            snippet = await _by_ref(uow, owner, ref)
+            if len(await uow.shares.live(owner.id, now)) >= MAX_LIVE_SHARES:
+                raise ValidationError(
+                    f"You have {MAX_LIVE_SHARES} live links; revoke some first (/shares)."
+                )
+            link = ShareLink(
+                id=uuid.uuid4(),
+                token_hash=hash_secret(token),
+                snippet_id=snippet.id,
+                owner_id=owner.id,
+                created_at=now,
+                expires_at=now + lifetime,
+                single_use=single_use,
+                snippet_ref=snippet.ref,
+                snippet_title=snippet.title,
+            )
+            await uow.shares.add(link)
+            await uow.commit()
+        return NewShare(link, token)
+
+    async def shares(self, owner: User) -> list[ShareLink]:
+        async with self._uow() as uow:
+            await uow.autocommit()
+            return await uow.shares.live(owner.id, self._now())
+
+    async def revoke_share(self, owner: User, link_id: UUID) -> None:
+        async with self._uow() as uow:
+            await uow.autocommit()
+            if not await uow.shares.revoke(owner.id, link_id, self._now()):
+                raise NotFound("There is no such link among yours (it may have ended already).")
+
+    async def unshare(self, owner: User, ref: int) -> int:
+        async with self._uow() as uow:
+            snippet = await _by_ref(uow, owner, ref)
+            count = await uow.shares.revoke_snippet(snippet.id, self._now())
+            await uow.commit()
+        return count
+
+    async def open_share(self, payload_or_token: str) -> SharedSnippet:
+        """What a share link shows, to anyone; every kind of dead link gets `SHARE_GONE`."""
+        token = payload_or_token.strip().removeprefix(SHARE_PAYLOAD_PREFIX)
+        if not _SHARE_TOKEN.fullmatch(token):
+            raise NotFound(SHARE_GONE)
+        token_hash = hash_secret(token)
+        now = self._now()
+        async with self._uow() as uow:
+            found = await uow.shares.open(token_hash, now)
+            if found is None or not same_secret(found[0].token_hash, token_hash):
+                raise NotFound(SHARE_GONE)
+            link, shared = found
+            if link.single_use and not await uow.shares.use(link.id, now):
+                raise NotFound(SHARE_GONE)
+            await uow.commit()
+        return shared
+
+
+def is_share_payload(payload: str) -> bool:
+    return payload.startswith(SHARE_PAYLOAD_PREFIX)
+
+
+def _versions(snippet: Snippet, kept: list[Revision]) -> list[Version]:
+    states = [(r.number, r.title, r.code, r.language, r.created_at) for r in kept]
+    current_number = (kept[-1].number + 1) if kept else 1
+    states.append(
+        (current_number, snippet.title, snippet.code, snippet.language, snippet.updated_at)
+    )
+    versions = []
+    previous_code: str | None = None
+    for number, title, code, language, created_at in states:
+        changed = (
+            (code.strip().splitlines() or [""])[0].strip()
+            if previous_code is None
+            else first_changed_line(previous_code, code)
+        )
+        versions.append(
+            Version(
+                number=number,
+                title=title,
+                code=code,
+                language=language,
+                created_at=created_at,
+                first_changed_line=changed,
+                is_current=number == current_number,
+            )
+        )
+        previous_code = code
+    return versions
+
+
+async def _by_ref(uow: UnitOfWork, owner: User, ref: int) -> Snippet:
+    snippet = await uow.snippets.get_by_ref(owner.id, ref)
+    if snippet is None or snippet.owner_id != owner.id:
+        raise NotFound(f"There is no snippet {ref} among yours. Send /list to see them.")
+    return snippet
+
+
+async def _by_id(uow: UnitOfWork, owner: User, snippet_id: UUID) -> Snippet:
+    snippet = await uow.snippets.get(snippet_id)
+    if snippet is None or snippet.owner_id != owner.id:
+        raise NotFound("That snippet is no longer among yours.")
+    return snippet

@@ -1,0 +1,209 @@
+"""The repositories of tags, kept versions and share links (`core.ports`), on the unit of
+work's connection. None of them commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+
+from core.entities import Revision, SharedSnippet, ShareLink
+from storage.models import share_links, snippet_revisions, snippet_tags, snippets
+from storage.repositories import _Repository
+
+_LIVE_SNIPPET = snippets.c.deleted_at.is_(None)
+
+
+class SqlTagRepository(_Repository):
+    async def set(self, owner_id: UUID, snippet_id: UUID, tags: Sequence[str]) -> None:
+        await self._execute(sa.delete(snippet_tags).where(snippet_tags.c.snippet_id == snippet_id))
+        if tags:
+            await self._execute(
+                sa.insert(snippet_tags).values(
+                    [{"snippet_id": snippet_id, "owner_id": owner_id, "tag": tag} for tag in tags]
+                )
+            )
+
+    async def counts(self, owner_id: UUID) -> list[tuple[str, int]]:
+        count = sa.func.count().label("count")
+        rows = (
+            await self._execute(
+                sa.select(snippet_tags.c.tag, count)
+                .join(snippets, snippets.c.id == snippet_tags.c.snippet_id)
+                .where(snippet_tags.c.owner_id == owner_id, _LIVE_SNIPPET)
+                .group_by(snippet_tags.c.tag)
+                .order_by(count.desc(), snippet_tags.c.tag)
+            )
+        ).all()
+        return [(str(row.tag), int(row._mapping["count"])) for row in rows]
+
+
+class SqlRevisionRepository(_Repository):
+    async def add(self, revision: Revision) -> None:
+        await self._execute(
+            sa.insert(snippet_revisions).values(
+                snippet_id=revision.snippet_id,
+                number=revision.number,
+                title=revision.title,
+                code=revision.code,
+                language=revision.language,
+                created_at=revision.created_at,
+            )
+        )
+
+    async def last_number(self, snippet_id: UUID) -> int:
+        result = await self._execute(
+            sa.select(sa.func.max(snippet_revisions.c.number)).where(
+                snippet_revisions.c.snippet_id == snippet_id
+            )
+        )
+        return int(result.scalar_one_or_none() or 0)
+
+    async def list(self, snippet_id: UUID) -> list[Revision]:
+        rows = (
+            await self._execute(
+                sa.select(snippet_revisions)
+                .where(snippet_revisions.c.snippet_id == snippet_id)
+                .order_by(snippet_revisions.c.number)
+            )
+        ).all()
+        return [_revision(row) for row in rows]
+
+    async def get(self, snippet_id: UUID, number: int) -> Revision | None:
+        result = await self._execute(
+            sa.select(snippet_revisions).where(
+                snippet_revisions.c.snippet_id == snippet_id,
+                snippet_revisions.c.number == number,
+            )
+        )
+        row = result.one_or_none()
+        return _revision(row) if row else None
+
+    async def trim(self, snippet_id: UUID, keep: int) -> None:
+        newest = (
+            sa.select(snippet_revisions.c.number)
+            .where(snippet_revisions.c.snippet_id == snippet_id)
+            .order_by(snippet_revisions.c.number.desc())
+            .limit(keep)
+            .scalar_subquery()
+        )
+        await self._execute(
+            sa.delete(snippet_revisions).where(
+                snippet_revisions.c.snippet_id == snippet_id,
+                snippet_revisions.c.number.not_in(newest),
+            )
+        )
+
+
+def _revision(row: Row[Any]) -> Revision:
+    return Revision(
+        snippet_id=row.snippet_id,
+        number=row.number,
+        title=row.title,
+        code=row.code,
+        language=row.language,
+        created_at=row.created_at,
+    )
+
+
+class SqlShareRepository(_Repository):
+    async def add(self, link: ShareLink) -> None:
+        await self._execute(
+            sa.insert(share_links).values(
+                id=link.id,
+                token_hash=link.token_hash,
+                snippet_id=link.snippet_id,
+                owner_id=link.owner_id,
+                created_at=link.created_at,
+                expires_at=link.expires_at,
+                single_use=link.single_use,
+                used_at=link.used_at,
+                revoked_at=link.revoked_at,
+            )
+        )
+
+    async def open(self, token_hash: str, now: datetime) -> tuple[ShareLink, SharedSnippet] | None:
+        result = await self._execute(
+            self._with_snippet().where(share_links.c.token_hash == token_hash, *_live_link(now))
+        )
+        row = result.one_or_none()
+        if row is None:
+            return None
+        return _link(row), SharedSnippet(row.title, row.language, row.code)
+
+    async def use(self, link_id: UUID, at: datetime) -> bool:
+        result = await self._execute(
+            sa.update(share_links)
+            .where(share_links.c.id == link_id, share_links.c.used_at.is_(None))
+            .values(used_at=at)
+        )
+        return result.rowcount == 1
+
+    async def live(self, owner_id: UUID, now: datetime) -> list[ShareLink]:
+        rows = (
+            await self._execute(
+                self._with_snippet()
+                .where(share_links.c.owner_id == owner_id, *_live_link(now))
+                .order_by(share_links.c.created_at.desc())
+            )
+        ).all()
+        return [_link(row) for row in rows]
+
+    async def revoke(self, owner_id: UUID, link_id: UUID, at: datetime) -> bool:
+        result = await self._execute(
+            sa.update(share_links)
+            .where(
+                share_links.c.id == link_id,
+                share_links.c.owner_id == owner_id,
+                share_links.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+        )
+        return result.rowcount == 1
+
+    async def revoke_snippet(self, snippet_id: UUID, at: datetime) -> int:
+        result = await self._execute(
+            sa.update(share_links)
+            .where(share_links.c.snippet_id == snippet_id, share_links.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return int(result.rowcount or 0)
+
+    @staticmethod
+    def _with_snippet() -> sa.Select[Any]:
+        return sa.select(
+            *share_links.c,
+            snippets.c.ref,
+            snippets.c.title,
+            snippets.c.language,
+            snippets.c.code,
+        ).join(snippets, snippets.c.id == share_links.c.snippet_id)
+
+
+def _live_link(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        share_links.c.revoked_at.is_(None),
+        share_links.c.used_at.is_(None),
+        share_links.c.expires_at > now,
+        _LIVE_SNIPPET,
+    )
+
+
+def _link(row: Row[Any]) -> ShareLink:
+    return ShareLink(
+        id=row.id,
+        token_hash=row.token_hash,
+        snippet_id=row.snippet_id,
+        owner_id=row.owner_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        single_use=row.single_use,
+        used_at=row.used_at,
+        revoked_at=row.revoked_at,
+        snippet_ref=row.ref,
+        snippet_title=row.title,
+    )

@@ -88,6 +88,7 @@ def add_handlers(application: BotApplication) -> None:
         "share": organise.share,
         "shares": organise.shares,
         "unshare": organise.unshare,
+        "export": organise.export,
     }
     # A share link (`/start share_<token>`) opens the snippet; any other /start falls through.
     application.add_handler(

@@ -33,6 +33,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("share", "a read-only link to a snippet: 1h, 1d, 7d (default) or once", "/share 3 1d"),
     ("shares", "your live share links, with buttons to revoke them", "/shares"),
     ("unshare", "end every share link of a snippet", "/unshare 3"),
+    ("export", "all your snippets as a zip; send such a zip (or a Gist zip) to import", "/export"),
     ("reset", "reset your password by an emailed code", "/reset ada@example.com"),
     ("cancel", "leave a step-by-step command", "/cancel"),
     ("help", "this list", "/help"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from core.accounts import AccountService
+from core.archive import ArchiveService
 from core.flows import FlowService
 from core.organise import OrganiseService
 from core.security import PasswordHasher, SessionTokens
@@ -60,6 +61,7 @@ class Services:
     flows: FlowService
     worker: OutboxWorker
     organise: OrganiseService
+    archive: ArchiveService
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _worker_task: asyncio.Task[None] | None = None
     _purge_task: asyncio.Task[None] | None = None
@@ -82,7 +84,8 @@ class Services:
         )
         flows = FlowService(uow, utc_now)
         organise = OrganiseService(uow, cache, utc_now)
-        return cls(settings, database, cache, accounts, snippets, flows, worker, organise)
+        archive = ArchiveService(uow, cache, utc_now, settings.max_snippet_bytes)
+        return cls(settings, database, cache, accounts, snippets, flows, worker, organise, archive)
 
     def set_bot_username(self, username: str) -> None:
         """Verification links point at the bot: `https://t.me/<username>?start=<payload>`."""

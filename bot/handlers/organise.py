@@ -10,13 +10,14 @@ from html import escape
 from io import BytesIO
 from uuid import UUID
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.context import BotContext, logged_in, reply, replying
 from bot.handlers.parsing import command_text
 from bot.render import shared_message, snippet_header, snippet_message, tags_text
+from core.archive import MAX_ARCHIVE_BYTES
 from core.entities import User
 from core.errors import NotFound, ValidationError
 from core.organise import Version
@@ -27,6 +28,7 @@ HISTORY_SHOWN = 10
 """/history lists the newest versions; older ones stay kept and restorable by the API."""
 _CALLBACK = re.compile(r"(undo|ver|restore|unshare):([0-9a-f]{32})(?::(\d{1,4}))?")
 CALLBACK_PATTERN = r"^(undo|ver|restore|unshare):"
+ARCHIVE_TYPES = frozenset({"application/zip", "application/x-zip-compressed"})
 
 
 # -- tags ---------------------------------------------------------------------------------
@@ -183,6 +185,43 @@ async def open_share(update: Update, context: BotContext) -> None:
         InputFile(BytesIO(shared.code.encode()), filename=file_name(shared.title, shared.language)),
         caption=f"<b>{escape(shared.title)}</b> · {escape(shared.language)}",
         parse_mode=ParseMode.HTML,
+    )
+
+
+# -- export and import ------------------------------------------------------------------------
+
+
+@logged_in
+async def export(update: Update, context: BotContext, user: User) -> None:
+    data = await context.services.archive.export(user)
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_document(
+        InputFile(BytesIO(data), filename="snippetvault-export.zip"),
+        caption="📦 Your snippets: one file each, and snippets.json with tags and versions. "
+        "Send this zip back to me to import it.",
+    )
+
+
+def is_archive(document: Document) -> bool:
+    name = (document.file_name or "").lower()
+    return name.endswith(".zip") or document.mime_type in ARCHIVE_TYPES
+
+
+async def import_archive(
+    update: Update, context: BotContext, user: User, document: Document
+) -> None:
+    if (document.file_size or 0) > MAX_ARCHIVE_BYTES:
+        raise ValidationError(
+            f"That archive is too large to import (at most {MAX_ARCHIVE_BYTES // 2**20} MB)."
+        )
+    telegram_file = await document.get_file()
+    data = bytes(await telegram_file.download_as_bytearray())
+    result = await context.services.archive.import_archive(user, data)
+    await reply(
+        update,
+        f"📥 Imported {result.added} snippet{'s' if result.added != 1 else ''}; skipped "
+        f"{result.skipped} already there. /list shows them.",
     )
 
 

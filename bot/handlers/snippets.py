@@ -12,7 +12,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.context import BotContext, email_note, is_private, logged_in, reply, replying
-from bot.handlers import accounts
+from bot.handlers import accounts, organise
 from bot.handlers.parsing import command_text, pre_language
 from bot.render import (
     LIST_PAGE_SIZE,
@@ -82,6 +82,9 @@ async def _save_from_message(
 async def save_document(update: Update, context: BotContext, user: User) -> None:
     message = _message(update)
     assert message.document is not None
+    if organise.is_archive(message.document):
+        await organise.import_archive(update, context, user, message.document)
+        return
     caption = (message.caption or "").strip()
     if caption.startswith("/save"):
         caption = caption.removeprefix("/save").strip()

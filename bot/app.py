@@ -14,13 +14,14 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
 from telegram.request import BaseRequest
 
 from bot.context import BotApplication, BotContext, reply, stop_button_spinner
-from bot.handlers import accounts, organise, snippets
+from bot.handlers import accounts, inline, organise, snippets
 from bot.logs import redact_library_logs
 from bot.render import COMMANDS
 from bot.services import Services
@@ -98,6 +99,14 @@ def add_handlers(application: BotApplication) -> None:
             filters=filters.UpdateType.MESSAGE & filters.Regex(r"^/start(@\w+)? share_"),
         )
     )
+    application.add_handler(
+        CommandHandler(
+            "start",
+            organise.inline_login,
+            filters=filters.UpdateType.MESSAGE & filters.Regex(r"^/start(@\w+)? inline$"),
+        )
+    )
+    application.add_handler(InlineQueryHandler(inline.inline_query))
     for name, callback in commands.items():
         # New messages only: an edited message is never run as a command (editing an old
         # message into `/delete 3` must not delete anything).

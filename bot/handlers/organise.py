@@ -188,6 +188,20 @@ async def open_share(update: Update, context: BotContext) -> None:
     )
 
 
+@replying
+async def inline_login(update: Update, context: BotContext) -> None:
+    """`/start inline`: the button of an inline answer given without a session."""
+    await reply(
+        update,
+        "To list your snippets with @"
+        + escape(context.bot.username or "")
+        + " in other chats, log in here first: <code>/login your@email password</code> "
+        "(or /signup). Then type @"
+        + escape(context.bot.username or "")
+        + " and a word in any chat.",
+    )
+
+
 # -- export and import ------------------------------------------------------------------------
 
 

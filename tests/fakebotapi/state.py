@@ -117,6 +117,11 @@ def _int_param(params: Params, name: str) -> int:
         raise bad_request(f"invalid {name} specified") from exc
 
 
+def _json_param(value: Any) -> Any:
+    """A JSON-serialised parameter (a form field) as its value; other values as they are."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 class FakeTelegram:
     """The Bot API's state for one bot: identity, updates, chats, messages, files, calls."""
 
@@ -157,6 +162,7 @@ class FakeTelegram:
         self._files: dict[str, StoredFile] = {}
         self._file_numbers = itertools.count(1)
         self._callback_queries: dict[str, JSONDict] = {}
+        self._inline_queries: dict[str, JSONDict] = {}
         self._query_ids = itertools.count(4_242_000_000_000_000_001)
         self._failures: dict[str, deque[BotApiError]] = {}
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
@@ -484,6 +490,22 @@ class FakeTelegram:
         self._callback_queries[query_id] = query
         return self._push("callback_query", query, enqueue)
 
+    def inline_query(
+        self, user_id: int, query: str, *, chat_type: str = "sender", enqueue: bool = True
+    ) -> JSONDict:
+        """The user types ``@bot <query>`` in a chat of ``chat_type`` (``sender`` is their
+        own private chat with the bot; ``private``, ``group``, ``supergroup``, ``channel``)."""
+        query_id = str(next(self._query_ids))
+        inline = {
+            "id": query_id,
+            "from": self._user(user_id),
+            "query": query,
+            "offset": "",
+            "chat_type": chat_type,
+        }
+        self._inline_queries[query_id] = inline
+        return self._push("inline_query", inline, enqueue)
+
     def press_button(
         self, chat_id: int, message_id: int, text: str, *, user_id: int | None = None
     ) -> JSONDict:
@@ -540,6 +562,18 @@ class FakeTelegram:
 
     def documents(self, chat_id: int) -> list[SentDocument]:
         return [m.document for m in self.sent_messages(chat_id) if m.document is not None]
+
+    def inline_answers(self) -> list[Params]:
+        """The parameters of every successful answerInlineQuery (JSON fields decoded)."""
+        return [
+            {
+                **c.params,
+                "results": _json_param(c.params.get("results")),
+                "button": _json_param(c.params.get("button")),
+            }
+            for c in self.calls("answerInlineQuery")
+            if c.ok
+        ]
 
     def callback_answers(self) -> list[Params]:
         """The parameters of every successful answerCallbackQuery."""
@@ -885,6 +919,31 @@ class FakeTelegram:
             )
         if len(str(params.get("text") or "")) > 200:
             raise bad_request("MESSAGE_TOO_LONG")
+        return True
+
+    @_api("answerInlineQuery")
+    def _answer_inline_query(self, params: Params, files: Files) -> bool:
+        query_id = str(params.get("inline_query_id") or "")
+        if query_id not in self._inline_queries:
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        results = _json_param(params.get("results"))
+        if not isinstance(results, list) or len(results) > 50:
+            raise bad_request("RESULTS_TOO_MUCH" if isinstance(results, list) else "results empty")
+        ids = [str(result.get("id", "")) for result in results]
+        if any(not 0 < len(i.encode()) <= 64 for i in ids) or len(set(ids)) != len(ids):
+            raise bad_request("RESULT_ID_INVALID")
+        for result in results:
+            if result.get("type") not in ("article", "document"):
+                raise bad_request("RESULT_TYPE_INVALID")
+            content = result.get("input_message_content") or {}
+            if result["type"] == "article" and not content.get("message_text"):
+                raise bad_request("MESSAGE_EMPTY")
+            if len(str(content.get("message_text") or "")) > MAX_TEXT_LENGTH:
+                raise bad_request("MESSAGE_TOO_LONG")
+            if result["type"] == "document" and result.get("document_file_id") not in self._files:
+                raise bad_request("wrong file identifier/HTTP URL specified")
         return True
 
     @_api("getFile")

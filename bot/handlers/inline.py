@@ -1,0 +1,132 @@
+"""Private inline mode: `@<bot> <text>` in any chat lists the caller's own snippets.
+
+The answer is personal and never cached by Telegram (`is_personal`, `cache_time=0`). Choosing
+one inserts a highlighted code block, or, when too long for one message, the code as a
+document. Nothing is emailed, and nothing of the account reaches the chat it lands in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from html import escape
+from io import BytesIO
+from uuid import UUID
+
+from telegram import (
+    InlineQueryResultArticle,
+    InlineQueryResultCachedDocument,
+    InlineQueryResultsButton,
+    InputFile,
+    InputTextMessageContent,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+
+from bot.context import BotContext
+from bot.render import language_class, tags_text, utf16_len
+from core.entities import Snippet
+from core.errors import AuthenticationError, DomainError, StorageUnavailable
+from core.text import file_name
+
+log = logging.getLogger(__name__)
+
+INLINE_RESULTS = 10
+LOGIN_PAYLOAD = "inline"
+"""`/start inline`: where the log-in button of an inline answer leads."""
+MAX_INLINE_TEXT = 4096
+_FILE_IDS_KEPT = 1000
+
+
+async def inline_query(update: Update, context: BotContext) -> None:
+    query = update.inline_query
+    assert query is not None
+    try:
+        user = await context.services.accounts.current_user(query.from_user.id)
+    except StorageUnavailable:
+        await query.answer([], cache_time=0, is_personal=True)
+        return
+    except AuthenticationError:
+        await query.answer(
+            [],
+            cache_time=0,
+            is_personal=True,
+            button=InlineQueryResultsButton(
+                "Log in to SnippetVault first", start_parameter=LOGIN_PAYLOAD
+            ),
+        )
+        return
+    try:
+        found = await context.services.organise.matching(user, query.query, INLINE_RESULTS)
+    except DomainError:
+        found = []
+    results = [await _result(context, query.from_user.id, snippet) for snippet in found]
+    await query.answer(
+        [result for result in results if result is not None], cache_time=0, is_personal=True
+    )
+
+
+async def _result(
+    context: BotContext, user_id: int, snippet: Snippet
+) -> InlineQueryResultArticle | InlineQueryResultCachedDocument | None:
+    description = " ".join(part for part in (snippet.language, tags_text(snippet.tags)) if part)
+    text = _code_block(snippet)
+    if text is not None:
+        return InlineQueryResultArticle(
+            id=snippet.id.hex,
+            title=snippet.title,
+            description=f"{description}\n{snippet.code[:80]}",
+            input_message_content=InputTextMessageContent(text, parse_mode=ParseMode.HTML),
+        )
+    file_id = await _uploaded(context, user_id, snippet)
+    if file_id is None:
+        return None
+    return InlineQueryResultCachedDocument(
+        id=snippet.id.hex,
+        title=snippet.title,
+        document_file_id=file_id,
+        description=description,
+        caption=f"<b>{escape(snippet.title)}</b> · {escape(snippet.language)}",
+        parse_mode=ParseMode.HTML,
+    )
+
+
+def _code_block(snippet: Snippet) -> str | None:
+    visible = f"{snippet.title} · {snippet.language}\n{snippet.code}"
+    if utf16_len(visible) > MAX_INLINE_TEXT:
+        return None
+    return (
+        f"<b>{escape(snippet.title)}</b> · {escape(snippet.language)}\n"
+        f'<pre><code class="language-{escape(language_class(snippet.language))}">'
+        f"{escape(snippet.code)}</code></pre>"
+    )
+
+
+async def _uploaded(context: BotContext, user_id: int, snippet: Snippet) -> str | None:
+    """A long snippet as a Telegram file: inline results can only name uploaded files, so it
+    is sent once to the caller's own private chat with the bot and the message removed."""
+    known: OrderedDict[tuple[UUID, str], str] = context.bot_data.setdefault(
+        "inline_file_ids", OrderedDict()
+    )
+    key = (snippet.id, snippet.updated_at.isoformat())
+    if key in known:
+        return known[key]
+    try:
+        message = await context.bot.send_document(
+            user_id,
+            InputFile(
+                BytesIO(snippet.code.encode()), filename=file_name(snippet.title, snippet.language)
+            ),
+            disable_notification=True,
+        )
+        if message.document is None:
+            return None
+        await message.delete()
+    except TelegramError:
+        log.warning("could not upload a long snippet for an inline answer", exc_info=True)
+        return None
+    known[key] = message.document.file_id
+    while len(known) > _FILE_IDS_KEPT:
+        known.popitem(last=False)
+    return message.document.file_id

@@ -9,6 +9,8 @@ of him. Runs on SQLite with the in-process cache, and on PostgreSQL with Redis.
 from __future__ import annotations
 
 import asyncio
+import io
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,3 +219,59 @@ async def test_bob_spamming_deletes_during_alices_edits_changes_nothing_of_hers(
     await bot.deliver_emails()
     subjects = [message["Subject"] for message in bot.inbox.to(ALICE_EMAIL)[emails:]]
     assert "Snippet Deleted" not in subjects
+
+
+async def test_bob_cannot_reach_alices_snippets_by_the_organise_commands(scene: Scene) -> None:
+    """Tags, versions, undo, share links, export and inline mode: only ever his own."""
+    bot = scene.bot
+    emails = len(bot.inbox.to(ALICE_EMAIL))
+    assert "Updated" in await bot.say(ALICE, "/edit 2\nbeta_secret = 2\n")  # unchanged: no version
+    assert "🔗" in await bot.say(ALICE, "/share 2")
+    ids = {
+        ref: str(snippet_id).replace("-", "")
+        for ref, snippet_id in await query_rows(
+            bot,
+            "SELECT s.ref, s.id FROM snippets s JOIN users u ON u.id = s.owner_id "
+            "WHERE u.email = :email",
+            email=ALICE_EMAIL,
+        )
+    }
+    [(link_id,)] = await query_rows(bot, "SELECT id FROM share_links")
+    link = str(link_id).replace("-", "")
+
+    for ref in (2, 3):
+        for command in (
+            f"/tag {ref} stolen",
+            f"/untag {ref} stolen",
+            f"/history {ref}",
+            f"/share {ref}",
+            f"/unshare {ref}",
+        ):
+            reply = await scene.bob(command)
+            assert NOT_FOUND in reply, (command, reply)
+        for data in (
+            f"undo:{ids[ref]}",
+            f"ver:{ids[ref]}:1",
+            f"restore:{ids[ref]}:1",
+        ):
+            answers = await scene.bob_presses(data)
+            assert answers and not any("Alice" in text for text in answers), (data, answers)
+    answers = await scene.bob_presses(f"unshare:{link}")
+    assert any("no such link" in text for text in answers), answers
+    assert "no live share links" in await scene.bob("/shares")
+    assert "You have no tags yet" in await scene.bob("/tags")
+    assert "Nothing matches" in await scene.bob("/search secret")
+
+    await bot.send(bot.tg.inline_query(BOB, "secret", enqueue=False))
+    assert bot.tg.inline_answers()[-1]["results"] == []
+    exported = await bot.services.archive.export(await bot.services.accounts.current_user(BOB))
+    with zipfile.ZipFile(io.BytesIO(exported)) as archive:
+        everything = b"".join(archive.read(name) for name in archive.namelist()).decode()
+    assert BOB_SNIPPET[1].strip() in everything
+    assert "secret" not in everything and "Alice" not in everything
+
+    await _alice_untouched(scene, emails)
+    assert [
+        (lid,)
+        for (lid,) in await query_rows(bot, "SELECT id FROM share_links WHERE revoked_at IS NULL")
+    ] == [(link_id,)]

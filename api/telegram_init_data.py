@@ -76,10 +76,10 @@ def validate(init_data: str, bot_token: str, *, max_age_seconds: int, now: float
         raise InvalidInitData("initData is too old: open the Mini App again")
     if auth_date > now + FUTURE_SKEW_SECONDS:
         raise InvalidInitData("initData is dated in the future")
-    return TelegramUser(auth_date=auth_date, **_user(fields.get("user")))
+    return _user(fields.get("user"), auth_date)
 
 
-def _user(raw: str | None) -> dict[str, object]:
+def _user(raw: str | None, auth_date: int) -> TelegramUser:
     try:
         user = json.loads(raw) if raw is not None else None
     except ValueError:
@@ -90,8 +90,9 @@ def _user(raw: str | None) -> dict[str, object]:
     if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
         raise InvalidInitData("initData names no user")
     first_name, username = user.get("first_name"), user.get("username")
-    return {
-        "id": user_id,
-        "first_name": first_name if isinstance(first_name, str) else None,
-        "username": username if isinstance(username, str) else None,
-    }
+    return TelegramUser(
+        id=user_id,
+        auth_date=auth_date,
+        first_name=first_name if isinstance(first_name, str) else None,
+        username=username if isinstance(username, str) else None,
+    )

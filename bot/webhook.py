@@ -19,8 +19,8 @@ import tornado.httpserver
 import tornado.web
 from telegram import Update
 
+from bootstrap import Services
 from bot.context import BotApplication
-from bot.services import Services
 from core.errors import StorageUnavailable
 from core.settings import Settings
 

@@ -12,7 +12,7 @@ from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from api.runtime import Runtime
 from api.webhook import MAX_UPDATE_BYTES, webhook_path, webhook_router
-from bot.services import Services
+from bootstrap import Services
 from core.settings import Settings
 
 BODY_SLACK_BYTES = 64 * 1024

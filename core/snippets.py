@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, replace
 
 from core.entities import Page, Snippet, SnippetSummary, User
-from core.errors import NotFound, ValidationError
+from core.errors import BadRef, EmptySearch, NotFound, SearchTooLong
 from core.events import Event, SnippetCreated, SnippetDeleted, SnippetRetrieved
 from core.notifications import email_for, wants_email
 from core.ports import (
@@ -36,7 +36,7 @@ class Saved:
 
 
 def parse_ref(raw: str) -> int:
-    """`3`, `#3` → 3. Anything else is a `ValidationError` a person can act on."""
+    """`3`, `#3` → 3. Anything else is `BadRef`."""
     text = raw.strip().removeprefix("#")
     if (
         not text.isascii()
@@ -45,9 +45,7 @@ def parse_ref(raw: str) -> int:
         or len(text) > len(str(MAX_REF))
         or not 0 < int(text) <= MAX_REF
     ):
-        raise ValidationError(
-            f"“{raw.strip()[:20]}” is not a snippet number. Send /list to see yours."
-        )
+        raise BadRef(raw)
     return int(text)
 
 
@@ -145,9 +143,9 @@ class SnippetService:
     async def search(self, owner: User, text: str, offset: int, limit: int) -> Page[SnippetSummary]:
         query = " ".join(text.split())
         if not query:
-            raise ValidationError("Tell me what to look for, e.g. /search quicksort")
+            raise EmptySearch
         if len(query) > MAX_SEARCH_CHARS:
-            raise ValidationError(f"Search for at most {MAX_SEARCH_CHARS} characters.")
+            raise SearchTooLong(MAX_SEARCH_CHARS)
         async with self._uow() as uow:
             await uow.autocommit()
             return await uow.snippets.search(owner.id, query, offset, limit)
@@ -202,7 +200,7 @@ class SnippetService:
     async def _load(self, uow: UnitOfWork, owner: User, ref: int) -> Snippet:
         snippet = await uow.snippets.get_by_ref(owner.id, ref)
         if snippet is None or snippet.owner_id != owner.id:
-            raise NotFound(_not_found(ref))
+            raise NotFound(ref)
         return snippet
 
     async def _notify(self, uow: UnitOfWork, owner: User, event: Event) -> bool:
@@ -222,9 +220,5 @@ def _cached(read: CacheRead[Snippet] | None, owner: User, ref: int) -> Snippet |
 
 def _owned(snippet: Snippet, owner: User, ref: int) -> Snippet:
     if snippet.owner_id != owner.id or snippet.ref != ref:
-        raise NotFound(_not_found(ref))
+        raise NotFound(ref)
     return snippet
-
-
-def _not_found(ref: int) -> str:
-    return f"There is no snippet {ref} among yours. Send /list to see them."

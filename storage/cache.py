@@ -66,18 +66,11 @@ def generation_key(key: str) -> str:
     return f"{key}{GENERATION_KEY_SUFFIX}"
 
 
-class CacheUnavailable(Exception):
-    """Raised by `ping()` only; every other method swallows backend failures."""
-
-
 class ManagedSnippetCache(SnippetCache, Protocol):
     """A snippet cache with the lifecycle the composition root needs."""
 
     backend: str
     """"redis" or "memory", for `snippetvault check`."""
-
-    async def ping(self) -> None:
-        """Returns when the backend answers; raises `CacheUnavailable` otherwise."""
 
     async def close(self) -> None: ...
 
@@ -294,12 +287,6 @@ class RedisSnippetCache:
     async def forget_list(self, owner_id: UUID) -> None:
         await self._forget([list_key(owner_id)])
 
-    async def ping(self) -> None:
-        try:
-            await self._redis.ping()
-        except (RedisError, OSError, TimeoutError) as error:
-            raise CacheUnavailable(f"Redis is unreachable: {error}") from error
-
     async def close(self) -> None:
         await self._redis.aclose()
 
@@ -414,9 +401,6 @@ class MemorySnippetCache:
 
     async def forget_list(self, owner_id: UUID) -> None:
         self._forget(list_key(owner_id))
-
-    async def ping(self) -> None:
-        return None
 
     async def close(self) -> None:
         self._values.clear()

@@ -8,11 +8,22 @@ from datetime import timedelta
 
 import pytest
 
-from core.entities import ChatFlow, OneTimeToken, Session, Snippet, TokenPurpose, User
+from core.entities import (
+    ChatFlow,
+    Client,
+    ClientKind,
+    OneTimeToken,
+    Session,
+    Snippet,
+    TokenPurpose,
+    User,
+)
 from core.errors import EmailTaken, FlowConflict
 from core.ports import CachedList, UnitOfWorkFactory
 
 from .fakes import FakeClock, FakeDatabase, FakeSnippetCache, add_user
+
+DAY = timedelta(days=1)
 
 
 def _user(email: str, clock: FakeClock) -> User:
@@ -207,23 +218,24 @@ async def test_expired_flow_is_gone_and_gives_way(db: FakeDatabase, clock: FakeC
     assert restarted.version == 1
 
 
-async def test_sessions_latest_for_chat_skips_revoked(db: FakeDatabase, clock: FakeClock) -> None:
-
+async def test_sessions_latest_for_client_skips_revoked(db: FakeDatabase, clock: FakeClock) -> None:
     user = await add_user(db, "ada@example.com")
-    now = clock()
+    now, chat = clock(), Client.chat(1)
     async with db.unit_of_work() as uow:
-        await uow.sessions.add(Session("a", user.id, 1, "t", now, now + timedelta(1)))
-        await uow.sessions.add(Session("b", user.id, 1, "t", now, now + timedelta(1)))
-        latest = await uow.sessions.latest_for_chat(1)
+        for jti in ("a", "b"):
+            await uow.sessions.add(Session(jti, user.id, chat.kind, "1", "t", now, now + DAY))
+        await uow.sessions.add(Session("c", user.id, ClientKind.API, None, "t", now, now + DAY))
+        latest = await uow.sessions.latest_for_client(chat)
         assert latest is not None
-        assert latest[0].jti == "b"
-        assert latest[1] == user
+        assert (latest.session.jti, latest.user) == ("b", user)
+        assert await uow.sessions.latest_for_client(Client.chat(2)) is None
+        assert await uow.sessions.latest_for_client(Client.api("10.0.0.1")) is None
         await uow.sessions.revoke("b", now)
-        latest = await uow.sessions.latest_for_chat(1)
+        latest = await uow.sessions.latest_for_client(chat)
         assert latest is not None
-        assert latest[0].jti == "a"
+        assert latest.session.jti == "a"
         await uow.sessions.revoke_user(user.id, now)
-        assert await uow.sessions.latest_for_chat(1) is None
+        assert await uow.sessions.latest_for_client(chat) is None
 
 
 async def test_token_counts_and_use_all(db: FakeDatabase, clock: FakeClock) -> None:

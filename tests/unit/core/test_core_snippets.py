@@ -326,7 +326,8 @@ async def test_another_users_snippet_is_answered_like_a_missing_one(
             await attempt
         assert str(caught.value) == str(missing.value)
 
-    assert str(missing.value) == "There is no snippet 3 among yours. Send /list to see them."
+    assert str(missing.value) == "There is no snippet 3 among yours."
+    assert missing.value.ref == 3
     bob3 = stored(db, bob, 3)
     assert bob3 is not None
     assert (bob3.title, bob3.code) == ("bob's", "secret = 1\n")

@@ -7,6 +7,7 @@ them into the chat's Telegram HTML, pointing at the command that helps next.
 from __future__ import annotations
 
 from html import escape
+from uuid import UUID
 
 from core.entities import TokenPurpose
 from core.errors import (
@@ -52,6 +53,6 @@ def error_reply(error: DomainError) -> str:
     return escape(str(error))
 
 
-def not_found(ref: int) -> str:
+def not_found(ref: int | UUID) -> str:
     """Also a button's alert, which shows plain text: no markup here."""
     return f"There is no snippet {ref} among yours. Send /list to see them."

@@ -7,6 +7,8 @@ chat's wording lives in `bot/wording.py`).
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from core.entities import TokenPurpose
 
 
@@ -113,9 +115,10 @@ class EmailTaken(DomainError):
 class NotFound(DomainError):
     """Missing, or belonging to someone else: the two are never told apart."""
 
-    def __init__(self, ref: int) -> None:
+    def __init__(self, ref: int | UUID) -> None:
         super().__init__(f"There is no snippet {ref} among yours.")
         self.ref = ref
+        """As the owner named it: a ref, or an id."""
 
 
 class InvalidToken(DomainError):

@@ -237,18 +237,20 @@ class SnippetCache(Protocol):
 
     async def get_snippet(self, snippet_id: UUID) -> CacheRead[Snippet]: ...
 
-    async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None: ...
+    async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
+        """Stores the snippet, and its owner's ref to it, unless the ticket's key (the
+        snippet's own, or its owner's list) was forgotten after the ticket was taken."""
 
-    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
-        """The snippet behind an owner's ref, in one read of the backend.
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet]:
+        """The snippet behind an owner's ref, in one read of the backend: its value, or None
+        on a miss, with the ticket for `put_snippet` of what the database then holds.
 
-        None when the cache does not know the ref (or is unreachable): read the snippet from
-        the database, then `put_ref`. Otherwise the read of `snippet:<id>`: its value, or None
-        on a miss with the ticket for `put_snippet`. Refs never change meaning, so the ref
-        itself needs no ticket; the snippet behind it may be gone (a delete keeps the ref).
+        When the cache knows the ref, the ticket is that of `snippet:<id>`; when it does not
+        (the first read), that of the owner's list: every change of a snippet forgets its
+        owner's list too, so that ticket guards the snippet as well, and the first read
+        fills `snippet:<id>` race-free. Refs never change meaning; the snippet behind one may
+        be gone (a delete keeps the ref).
         """
-
-    async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None: ...
 
     async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]: ...
 

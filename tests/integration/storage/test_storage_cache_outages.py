@@ -30,8 +30,9 @@ async def _exercise(cache: RedisSnippetCache, snippet: Snippet) -> None:
     await cache.put_snippet(snippet, read.ticket)
     listed = await cache.get_list(snippet.owner_id)
     assert listed.value is None
-    await cache.put_ref(snippet.owner_id, snippet.ref, snippet.id)
-    assert await cache.get_by_ref(snippet.owner_id, snippet.ref) is None
+    by_ref = await cache.get_by_ref(snippet.owner_id, snippet.ref)
+    assert by_ref.value is None
+    await cache.put_snippet(snippet, by_ref.ticket)
     await cache.forget_snippet(snippet.owner_id, snippet.id)
     await cache.forget_list(snippet.owner_id)
 

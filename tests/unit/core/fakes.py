@@ -594,24 +594,24 @@ class FakeSnippetCache:
 
     async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
         await self._run_hooks()
-        self._put(self.snippet_key(snippet.id), snippet, ticket)
+        guards = {self.snippet_key(snippet.id), self.list_key(snippet.owner_id)}
+        if ticket.key in guards and self._put(self.snippet_key(snippet.id), snippet, ticket):
+            self._store(self.ref_key(snippet.owner_id, snippet.ref), snippet.id)
 
-    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet]:
         snippet_id = self._read(self.ref_key(owner_id, ref)) if not self.down else None
         if not isinstance(snippet_id, UUID):
-            return None
+            read = self._get(self.list_key(owner_id), CachedList)
+            return CacheRead(None, read.ticket)
         return self._get(self.snippet_key(snippet_id), Snippet)
-
-    async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None:
-        if not self.down:
-            self._store(self.ref_key(owner_id, ref), snippet_id)
 
     async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]:
         return self._get(self.list_key(owner_id), CachedList)
 
     async def put_list(self, owner_id: UUID, value: CachedList, ticket: CacheTicket) -> None:
         await self._run_hooks()
-        self._put(self.list_key(owner_id), value, ticket)
+        if ticket.key == self.list_key(owner_id):
+            self._put(self.list_key(owner_id), value, ticket)
 
     async def forget_snippet(self, owner_id: UUID, snippet_id: UUID) -> None:
         self._forget(self.snippet_key(snippet_id))
@@ -627,13 +627,16 @@ class FakeSnippetCache:
         ticket = CacheTicket(key, self._generations.get(key))
         return CacheRead(value if isinstance(value, kind) else None, ticket)
 
-    def _put(self, key: str, value: object, ticket: CacheTicket) -> None:
+    def _put(self, key: str, value: object, ticket: CacheTicket) -> bool:
+        """Stores under `key` if nothing forgot the ticket's key since (a snippet's ticket
+        may be its owner's list's: see `SnippetCache.get_by_ref`)."""
         if self.down:
-            return
-        if ticket.key != key or self._generations.get(key) != ticket.generation:
+            return False
+        if self._generations.get(ticket.key) != ticket.generation:
             self.refused += 1
-            return
+            return False
         self._store(key, value)
+        return True
 
     def _forget(self, key: str) -> None:
         if self.down:

@@ -316,11 +316,39 @@ async def test_cache_forget_list_invalidates_list_tickets_only(clock: FakeClock)
 
 async def test_cache_ticket_of_another_key_is_refused(clock: FakeClock) -> None:
     cache = FakeSnippetCache()
+    owner, other = _user("a@example.com", clock), _user("b@example.com", clock)
+    snippet = _snippet(owner, 1, clock)
+    for wrong in (
+        (await cache.get_list(other.id)).ticket,
+        (await cache.get_snippet(_snippet(owner, 2, clock).id)).ticket,
+    ):
+        await cache.put_snippet(snippet, wrong)
+    assert (await cache.get_snippet(snippet.id)).value is None
+    wrong_list = (await cache.get_snippet(snippet.id)).ticket
+    await cache.put_list(owner.id, CachedList((), 0), wrong_list)
+    assert (await cache.get_list(owner.id)).value is None
+
+
+async def test_cache_first_read_by_ref_fills_the_snippet(clock: FakeClock) -> None:
+    cache = FakeSnippetCache()
     owner = _user("a@example.com", clock)
     snippet = _snippet(owner, 1, clock)
-    wrong = (await cache.get_list(owner.id)).ticket
-    await cache.put_snippet(snippet, wrong)
+    first = await cache.get_by_ref(owner.id, 1)  # unknown ref: the ticket is the list's
+    assert first.value is None
+    await cache.put_snippet(snippet, first.ticket)
+    assert (await cache.get_by_ref(owner.id, 1)).value == snippet
+    assert (await cache.get_snippet(snippet.id)).value == snippet
+
+
+async def test_cache_first_read_racing_an_edit_stores_nothing(clock: FakeClock) -> None:
+    cache = FakeSnippetCache()
+    owner = _user("a@example.com", clock)
+    snippet = _snippet(owner, 1, clock)
+    first = await cache.get_by_ref(owner.id, 1)  # then the slow reader reads the database
+    await cache.forget_snippet(owner.id, snippet.id)  # an edit commits meanwhile
+    await cache.put_snippet(snippet, first.ticket)  # the old row must not be stored
     assert (await cache.get_snippet(snippet.id)).value is None
+    assert (await cache.get_by_ref(owner.id, 1)).value is None
 
 
 async def test_cache_entries_expire(clock: FakeClock) -> None:
@@ -328,11 +356,10 @@ async def test_cache_entries_expire(clock: FakeClock) -> None:
     owner = _user("a@example.com", clock)
     snippet = _snippet(owner, 1, clock)
     await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
-    await cache.put_ref(owner.id, 1, snippet.id)
     assert (await cache.get_by_ref(owner.id, 1)) == await cache.get_snippet(snippet.id)
     clock.advance(minutes=5)
     assert (await cache.get_snippet(snippet.id)).value is None
-    assert await cache.get_by_ref(owner.id, 1) is None
+    assert (await cache.get_by_ref(owner.id, 1)).value is None
 
 
 async def test_cache_down_misses_and_ignores_writes(clock: FakeClock) -> None:
@@ -341,23 +368,22 @@ async def test_cache_down_misses_and_ignores_writes(clock: FakeClock) -> None:
     snippet = _snippet(owner, 1, clock)
     cache.down = True
     await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
-    await cache.put_ref(owner.id, 1, snippet.id)
     await cache.forget_snippet(owner.id, snippet.id)
     cache.down = False
     assert (await cache.get_snippet(snippet.id)).value is None
-    assert await cache.get_by_ref(owner.id, 1) is None
+    assert (await cache.get_by_ref(owner.id, 1)).value is None
 
 
 async def test_cache_by_ref_reads_the_snippet_behind_a_known_ref(clock: FakeClock) -> None:
     cache = FakeSnippetCache()
     owner = _user("a@example.com", clock)
     snippet = _snippet(owner, 1, clock)
-    assert await cache.get_by_ref(owner.id, 1) is None  # unknown ref
-    await cache.put_ref(owner.id, 1, snippet.id)
+    assert (await cache.get_by_ref(owner.id, 1)).value is None  # unknown ref
+    await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
+    await cache.forget_snippet(owner.id, snippet.id)  # the ref stays known
     miss = await cache.get_by_ref(owner.id, 1)
-    assert miss is not None
     assert miss.value is None
+    assert miss.ticket.key == FakeSnippetCache.snippet_key(snippet.id)
     await cache.put_snippet(snippet, miss.ticket)  # its ticket is the snippet key's
     hit = await cache.get_by_ref(owner.id, 1)
-    assert hit is not None
     assert hit.value == snippet

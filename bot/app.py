@@ -20,16 +20,17 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bootstrap import Services, bootstrap
 from bot.context import BotApplication, BotContext, reply, stop_button_spinner
 from bot.handlers import accounts, inline, organise, snippets
 from bot.logs import redact_library_logs
 from bot.render import COMMANDS
-from bot.services import Services
 from core.settings import Settings
 from storage.locks import PollingLock
 
 log = logging.getLogger(__name__)
 
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "inline_query"]
 APOLOGY = "😕 Sorry, something went wrong on my side. Please try again in a moment."
 
 
@@ -39,10 +40,12 @@ def build_application(
     services: Services | None = None,
     run_worker: bool = True,
     single_poller: bool = False,
+    webhook: bool = False,
     request: BaseRequest | None = None,
     rate_limit: bool = True,
 ) -> BotApplication:
-    """The bot, wired to `services` (opened in `post_init` from settings when not given)."""
+    """The bot, wired to `services` (opened in `post_init` from settings when not given).
+    In webhook mode it has no updater: updates arrive as requests to the HTTP server."""
     assert settings.telegram_bot_token is not None
     redact_library_logs((settings.telegram_bot_token.get_secret_value(),))
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
@@ -55,6 +58,8 @@ def build_application(
         .post_init(_opener(settings, services, run_worker, single_poller))
         .post_shutdown(_close)
     )
+    if webhook:
+        builder = builder.updater(None)
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     if rate_limit:
@@ -156,7 +161,7 @@ def _opener(
     settings: Settings, services: Services | None, run_worker: bool, single_poller: bool
 ) -> Any:
     async def post_init(application: BotApplication) -> None:
-        opened = services or await Services.open(settings)
+        opened = services or await bootstrap(settings)
         application.bot_data["services"] = opened
         if single_poller:
             lock = PollingLock(opened.database.engine, application.bot.id)

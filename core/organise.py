@@ -7,6 +7,7 @@ copies they make stale (see `core.snippets`).
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 import uuid
@@ -16,9 +17,17 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from core.entities import Page, Revision, SharedSnippet, ShareLink, Snippet, SnippetSummary, User
-from core.errors import NotFound, ValidationError
+from core.errors import (
+    NotFound,
+    ShareGone,
+    ShareLinkNotFound,
+    SnippetGone,
+    UndoExpired,
+    ValidationError,
+    VersionNotKept,
+)
 from core.ports import Clock, SnippetCache, UnitOfWork, UnitOfWorkFactory
-from core.security import hash_secret, same_secret
+from core.security import hash_secret
 
 MAX_TAGS = 10
 MAX_TAG_CHARS = 32
@@ -36,9 +45,6 @@ MAX_LIVE_SHARES = 100
 _TAG = re.compile(r"[^\W\d_][\w+#.-]*")
 _TITLE_TAG = re.compile(r"(?<!\S)#([^\W\d_][\w+#.-]*)")
 _SHARE_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
-
-SHARE_GONE = "This link has expired or was revoked."
-"""The one answer for an expired, revoked, used, unknown or malformed link."""
 
 
 def clean_tag(raw: str) -> str:
@@ -83,7 +89,7 @@ def parse_share_expiry(raw: str) -> tuple[timedelta, bool]:
     if choice == "once":
         return SHARE_EXPIRIES[DEFAULT_SHARE_EXPIRY], True
     if choice not in SHARE_EXPIRIES:
-        raise ValidationError("A link lasts 1h, 1d or 7d, or works once: e.g. /share 3 1d")
+        raise ValidationError("A link lasts 1h, 1d or 7d, or works once.")
     return SHARE_EXPIRIES[choice], False
 
 
@@ -145,7 +151,7 @@ class OrganiseService:
         self, owner: User, ref: int, tags: tuple[str, ...], *, add: bool
     ) -> Snippet:
         if not tags:
-            raise ValidationError("Name at least one tag, e.g. /tag 3 python sorting")
+            raise ValidationError("Name at least one tag.")
         async with self._uow() as uow:
             snippet = await _by_ref(uow, owner, ref)
             current = set(snippet.tags)
@@ -203,7 +209,7 @@ class OrganiseService:
         for version in _versions(snippet, kept):
             if version.number == number:
                 return snippet, version
-        raise NotFound(f"Version {number} of that snippet is no longer kept.")
+        raise VersionNotKept(snippet_id, number)
 
     async def restore(self, owner: User, snippet_id: UUID, number: int) -> Snippet:
         """Makes kept version `number` the current one; the current one is kept first."""
@@ -211,7 +217,7 @@ class OrganiseService:
             snippet = await _by_id(uow, owner, snippet_id)
             revision = await uow.revisions.get(snippet.id, number)
             if revision is None:
-                raise NotFound(f"Version {number} of that snippet is no longer kept.")
+                raise VersionNotKept(snippet_id, number)
             await keep_version(uow, snippet)
             snippet = replace(
                 snippet,
@@ -232,7 +238,7 @@ class OrganiseService:
         async with self._uow() as uow:
             snippet = await uow.snippets.get_deleted(owner.id, snippet_id, since)
             if snippet is None:
-                raise NotFound("Too late to undo: that snippet is gone for good.")
+                raise UndoExpired(snippet_id)
             await uow.snippets.undelete(snippet.id)
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
@@ -254,9 +260,7 @@ class OrganiseService:
         async with self._uow() as uow:
             snippet = await _by_ref(uow, owner, ref)
             if len(await uow.shares.live(owner.id, now)) >= MAX_LIVE_SHARES:
-                raise ValidationError(
-                    f"You have {MAX_LIVE_SHARES} live links; revoke some first (/shares)."
-                )
+                raise ValidationError(f"You have {MAX_LIVE_SHARES} live links; revoke some first.")
             link = ShareLink(
                 id=uuid.uuid4(),
                 token_hash=hash_secret(token),
@@ -281,7 +285,7 @@ class OrganiseService:
         async with self._uow() as uow:
             await uow.autocommit()
             if not await uow.shares.revoke(owner.id, link_id, self._now()):
-                raise NotFound("There is no such link among yours (it may have ended already).")
+                raise ShareLinkNotFound(link_id)
 
     async def unshare(self, owner: User, ref: int) -> int:
         async with self._uow() as uow:
@@ -291,19 +295,19 @@ class OrganiseService:
         return count
 
     async def open_share(self, payload_or_token: str) -> SharedSnippet:
-        """What a share link shows, to anyone; every kind of dead link gets `SHARE_GONE`."""
+        """What a share link shows, to anyone; every kind of dead link is `ShareGone`."""
         token = payload_or_token.strip().removeprefix(SHARE_PAYLOAD_PREFIX)
         if not _SHARE_TOKEN.fullmatch(token):
-            raise NotFound(SHARE_GONE)
+            raise ShareGone
         token_hash = hash_secret(token)
         now = self._now()
         async with self._uow() as uow:
             found = await uow.shares.open(token_hash, now)
-            if found is None or not same_secret(found[0].token_hash, token_hash):
-                raise NotFound(SHARE_GONE)
+            if found is None or not hmac.compare_digest(found[0].token_hash, token_hash):
+                raise ShareGone
             link, shared = found
             if link.single_use and not await uow.shares.use(link.id, now):
-                raise NotFound(SHARE_GONE)
+                raise ShareGone
             await uow.commit()
         return shared
 
@@ -344,12 +348,12 @@ def _versions(snippet: Snippet, kept: list[Revision]) -> list[Version]:
 async def _by_ref(uow: UnitOfWork, owner: User, ref: int) -> Snippet:
     snippet = await uow.snippets.get_by_ref(owner.id, ref)
     if snippet is None or snippet.owner_id != owner.id:
-        raise NotFound(f"There is no snippet {ref} among yours. Send /list to see them.")
+        raise NotFound(ref)
     return snippet
 
 
 async def _by_id(uow: UnitOfWork, owner: User, snippet_id: UUID) -> Snippet:
     snippet = await uow.snippets.get(snippet_id)
     if snippet is None or snippet.owner_id != owner.id:
-        raise NotFound("That snippet is no longer among yours.")
+        raise SnippetGone(snippet_id)
     return snippet

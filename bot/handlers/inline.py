@@ -26,7 +26,7 @@ from telegram.error import TelegramError
 
 from bot.context import BotContext
 from bot.render import language_class, tags_text, utf16_len
-from core.entities import Snippet
+from core.entities import Client, Snippet
 from core.errors import AuthenticationError, DomainError, StorageUnavailable
 from core.text import file_name
 
@@ -43,7 +43,7 @@ async def inline_query(update: Update, context: BotContext) -> None:
     query = update.inline_query
     assert query is not None
     try:
-        user = await context.services.accounts.current_user(query.from_user.id)
+        user = await context.services.accounts.current_user(Client.chat(query.from_user.id))
     except StorageUnavailable:
         await query.answer([], cache_time=0, is_personal=True)
         return

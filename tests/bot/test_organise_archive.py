@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 
 import core.archive as archive_module
+from core.entities import Client
 from tests.bot.conftest import BotHarness
 
 NOTHING = "You have no snippets yet. Save one with /save."
@@ -78,7 +79,7 @@ async def test_an_export_sent_back_imports_once_then_skips(harness: BotHarness) 
     await harness.say(1, "/edit 1\ndef qs(xs):\n    return sorted(xs)")
     await harness.save(1, "Already here", "x = 1")
     exported = await harness.services.archive.export(
-        await harness.services.accounts.current_user(1)
+        await harness.services.accounts.current_user(Client.chat(1))
     )
     assert await harness.say(2, "/list")  # the list is cached now
 

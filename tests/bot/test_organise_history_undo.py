@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.entities import Client
 from storage.cache import MemorySnippetCache, list_key
 from tests.bot.conftest import BotHarness
 from tests.fakebotapi import BotMessage
@@ -64,7 +65,7 @@ async def test_edit_and_rename_keep_versions_to_view_and_restore(harness: BotHar
 async def test_at_most_fifty_versions_the_oldest_dropped(harness: BotHarness) -> None:
     await harness.user(1)
     await harness.save(1, "Counter", "n = 0")
-    user = await harness.services.accounts.current_user(1)
+    user = await harness.services.accounts.current_user(Client.chat(1))
     for number in range(1, 60):
         await harness.services.snippets.edit(user, 1, f"n = {number}")
 
@@ -88,7 +89,7 @@ async def test_another_users_history_and_version_buttons_are_not_found(
     await harness.user(2)
     await harness.save(1, "Mine", "secret = 1")
     await harness.say(1, "/edit 1\nsecret = 2")
-    user = await harness.services.accounts.current_user(1)
+    user = await harness.services.accounts.current_user(Client.chat(1))
     mine = await harness.services.snippets.view(user, 1)
 
     assert await harness.say(2, "/history 1") == await harness.say(2, "/history 1")
@@ -229,7 +230,7 @@ async def test_delete_and_undo_drop_the_cached_list(harness: BotHarness) -> None
     await harness.say(1, "/list")
     cache = harness.services.cache
     assert isinstance(cache, MemorySnippetCache)
-    owner = (await harness.services.accounts.current_user(1)).id
+    owner = (await harness.services.accounts.current_user(Client.chat(1))).id
     assert list_key(owner) in cache._values
 
     deleted = await command(harness, 1, "/delete 1")

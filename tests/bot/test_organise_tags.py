@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from core.entities import Client
 from storage.cache import MemorySnippetCache, list_key, snippet_key
 from tests.bot.conftest import BotHarness
 
@@ -16,11 +17,11 @@ def cached_keys(harness: BotHarness) -> set[str]:
 
 
 async def owner_id(harness: BotHarness, chat_id: int) -> UUID:
-    return (await harness.services.accounts.current_user(chat_id)).id
+    return (await harness.services.accounts.current_user(Client.chat(chat_id))).id
 
 
 async def snippet_id(harness: BotHarness, chat_id: int, ref: int) -> UUID:
-    user = await harness.services.accounts.current_user(chat_id)
+    user = await harness.services.accounts.current_user(Client.chat(chat_id))
     return (await harness.services.snippets.view(user, ref)).id
 
 

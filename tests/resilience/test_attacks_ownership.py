@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from core.entities import Client
 from tests.bot.conftest import BotHarness
 from tests.resilience.conftest import HostileBots, apologies, query_rows
 from tests.secrets_guard import SecretsGuard
@@ -264,7 +265,9 @@ async def test_bob_cannot_reach_alices_snippets_by_the_organise_commands(scene: 
 
     await bot.send(bot.tg.inline_query(BOB, "secret", enqueue=False))
     assert bot.tg.inline_answers()[-1]["results"] == []
-    exported = await bot.services.archive.export(await bot.services.accounts.current_user(BOB))
+    exported = await bot.services.archive.export(
+        await bot.services.accounts.current_user(Client.chat(BOB))
+    )
     with zipfile.ZipFile(io.BytesIO(exported)) as archive:
         everything = b"".join(archive.read(name) for name in archive.namelist()).decode()
     assert BOB_SNIPPET[1].strip() in everything

@@ -7,10 +7,9 @@ from dataclasses import replace
 import pytest
 
 from core.entities import User
-from core.errors import NotFound, ValidationError
+from core.errors import ShareGone, ValidationError
 from core.organise import (
     MAX_VERSIONS,
-    SHARE_GONE,
     OrganiseService,
     clean_tags,
     first_changed_line,
@@ -95,5 +94,5 @@ async def test_a_share_is_found_by_the_hash_of_its_token_only(
     link = db.committed.shares[created.link.id]
     db.committed.shares[link.id] = replace(link, token_hash="0" * 64)
 
-    with pytest.raises(NotFound, match=SHARE_GONE):
+    with pytest.raises(ShareGone):
         await organise.open_share(created.payload)

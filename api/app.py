@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import health
+from api import health, share_page
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from api.runtime import Runtime
@@ -42,6 +42,7 @@ def create_app(
         app.state.ready = True
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(share_page.router)
     caps: dict[str, int] = {}
     if runtime is not None and runtime.webhook_mode:
         app.include_router(webhook_router(settings))

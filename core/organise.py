@@ -295,21 +295,42 @@ class OrganiseService:
         return count
 
     async def open_share(self, payload_or_token: str) -> SharedSnippet:
-        """What a share link shows, to anyone; every kind of dead link is `ShareGone`."""
-        token = payload_or_token.strip().removeprefix(SHARE_PAYLOAD_PREFIX)
-        if not _SHARE_TOKEN.fullmatch(token):
-            raise ShareGone
-        token_hash = hash_secret(token)
+        """What a share link shows, to anyone; every kind of dead link is `ShareGone`. A
+        single-use link is used up by this view."""
+        token_hash = _share_hash(payload_or_token)
         now = self._now()
         async with self._uow() as uow:
-            found = await uow.shares.open(token_hash, now)
-            if found is None or not hmac.compare_digest(found[0].token_hash, token_hash):
-                raise ShareGone
-            link, shared = found
+            link, shared = await _live_share(uow, token_hash, now)
             if link.single_use and not await uow.shares.use(link.id, now):
                 raise ShareGone
             await uow.commit()
         return shared
+
+    async def is_single_use_share(self, payload_or_token: str) -> bool:
+        """Whether a live link works once, without using it (a web page asks before showing
+        it: link previews fetch URLs too). `ShareGone` for a dead link."""
+        token_hash = _share_hash(payload_or_token)
+        async with self._uow() as uow:
+            await uow.autocommit()
+            link, _ = await _live_share(uow, token_hash, self._now())
+        return link.single_use
+
+
+def _share_hash(payload_or_token: str) -> str:
+    token = payload_or_token.strip().removeprefix(SHARE_PAYLOAD_PREFIX)
+    if not _SHARE_TOKEN.fullmatch(token):
+        raise ShareGone
+    return hash_secret(token)
+
+
+async def _live_share(
+    uow: UnitOfWork, token_hash: str, now: datetime
+) -> tuple[ShareLink, SharedSnippet]:
+    found = await uow.shares.open(token_hash, now)
+    # The database found it by its hash; the comparison that decides is constant-time.
+    if found is None or not hmac.compare_digest(found[0].token_hash, token_hash):
+        raise ShareGone
+    return found
 
 
 def is_share_payload(payload: str) -> bool:

@@ -123,6 +123,9 @@ async def share(update: Update, context: BotContext, user: User) -> None:
     expiry = words[1] if len(words) > 1 else ""
     created = await context.services.organise.share(user, parse_ref(words[0]), expiry)
     link = f"https://t.me/{context.bot.username}?start={created.payload}"
+    public_url = context.services.settings.public_url
+    if public_url:
+        link += f"\nor on the web: {public_url.rstrip('/')}/s/{created.token}"
     lasts = (
         "It works for one view"
         if created.link.single_use

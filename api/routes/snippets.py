@@ -70,7 +70,11 @@ async def list_snippets(
     services: ServicesDep,
     q: Annotated[
         str | None,
-        Query(max_length=MAX_SEARCH_CHARS, description="Text to find in titles and code."),
+        Query(
+            max_length=MAX_SEARCH_CHARS,
+            pattern="^[^\x00]*$",
+            description="Text to find in titles and code.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,

@@ -373,3 +373,13 @@ async def test_client_address_through_a_trusted_proxy(sqlite_url: str, tmp_path:
 
 
 _ = httpx
+
+
+async def test_a_search_for_nul_finds_nothing_on_every_backend(api: ApiHarness) -> None:
+    """The chat's /search reaches core without the API's validation: Postgres cannot even be
+    asked for NUL, and no title or code holds one."""
+    ada = unique("ada")
+    await api.account(ada)
+    user = await api.services.accounts.authenticate(await api.token(ada), Client.api("x"))
+    page = await api.services.snippets.search(user, "a\x00b", 0, 10)
+    assert (page.items, page.total) == ((), 0)

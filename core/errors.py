@@ -59,6 +59,14 @@ class SearchTooLong(ValidationError):
         self.max_chars = max_chars
 
 
+class BadTitle(ValidationError):
+    """An empty title, or one too long."""
+
+
+class NoCode(ValidationError):
+    """Nothing but white space where code was expected."""
+
+
 class SnippetTooLarge(ValidationError):
     pass
 

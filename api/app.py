@@ -10,11 +10,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import health, share_page
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
-from api.routes import auth, snippets
+from api.routes import auth, organise, snippets
 from api.runtime import Runtime
 from api.webhook import MAX_UPDATE_BYTES, webhook_path, webhook_router
 from bootstrap import Services
 from bot.logs import redact_library_logs
+from core.archive import MAX_ARCHIVE_BYTES
 from core.settings import Settings
 
 BODY_SLACK_BYTES = 64 * 1024
@@ -49,8 +50,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(snippets.router)
+    app.include_router(organise.router)
     app.include_router(share_page.router)
-    caps: dict[str, int] = {}
+    caps: dict[str, int] = {"/import": MAX_ARCHIVE_BYTES}
     if runtime is not None and runtime.webhook_mode:
         app.include_router(webhook_router(settings))
         caps[webhook_path(settings)] = MAX_UPDATE_BYTES

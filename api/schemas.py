@@ -70,6 +70,11 @@ class TelegramSignIn(_Input):
     )
 
 
+MAX_TAGS_GIVEN = 50
+"""More than core allows (10): the limit's own 422 names the rule."""
+TagList = Annotated[list[Annotated[Text, Field(max_length=64)]], Field(max_length=MAX_TAGS_GIVEN)]
+
+
 class NewSnippet(_Input):
     title: Text = _text(MAX_TITLE_CHARS, examples=["Quicksort"])
     code: Text = Field(examples=["def quicksort(xs):\n    ..."])
@@ -80,17 +85,26 @@ class NewSnippet(_Input):
         "left out.",
         examples=["python"],
     )
+    tags: TagList | None = Field(
+        default=None,
+        description="Lower-cased; at most 10, each at most 32 characters. `#words` in the "
+        "title are tags too.",
+        examples=[["python", "sorting"]],
+    )
 
 
 class SnippetChanges(_Input):
     title: Text | None = _text(MAX_TITLE_CHARS, default=None, examples=["Quicksort, in place"])
     code: Text | None = Field(default=None, examples=["def quicksort(xs, lo=0, hi=None):\n    ..."])
     language: Text | None = _text(MAX_LANGUAGE_CHARS, default=None, examples=["python"])
+    tags: TagList | None = Field(
+        default=None, description="Replaces the snippet's tags.", examples=[["python"]]
+    )
 
     @model_validator(mode="after")
     def _something(self) -> SnippetChanges:
-        if self.title is None and self.code is None and self.language is None:
-            raise ValueError("name at least one of title, code, language")
+        if self.title is None and self.code is None and self.language is None and self.tags is None:
+            raise ValueError("name at least one of title, code, language, tags")
         return self
 
 
@@ -151,6 +165,7 @@ SNIPPET_EXAMPLE: dict[str, Any] = {
     "title": "Quicksort",
     "code": "def quicksort(xs):\n    ...",
     "language": "Python",
+    "tags": ["python", "sorting"],
     "created_at": "2026-01-02T10:00:00Z",
     "updated_at": "2026-01-02T10:00:00Z",
 }
@@ -162,6 +177,7 @@ class SnippetOut(BaseModel):
     title: str
     code: str
     language: str
+    tags: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
 
@@ -175,6 +191,7 @@ class SnippetOut(BaseModel):
             title=snippet.title,
             code=snippet.code,
             language=snippet.language,
+            tags=list(snippet.tags),
             created_at=snippet.created_at,
             updated_at=snippet.updated_at,
         )
@@ -185,6 +202,7 @@ class SnippetSummaryOut(BaseModel):
     ref: int
     title: str
     language: str
+    tags: list[str] = Field(default_factory=list)
     created_at: datetime
 
     @classmethod
@@ -194,6 +212,7 @@ class SnippetSummaryOut(BaseModel):
             ref=summary.ref,
             title=summary.title,
             language=summary.language,
+            tags=list(summary.tags),
             created_at=summary.created_at,
         )
 
@@ -236,3 +255,29 @@ class FieldError(BaseModel):
 
 class ValidationErrorOut(BaseModel):
     detail: list[FieldError]
+
+
+# Organising: tags, versions, import ---------------------------------------------------------
+
+
+class TagCount(BaseModel):
+    tag: str
+    count: int = Field(description="How many of your snippets carry it.")
+
+
+class RevisionOut(BaseModel):
+    number: int
+    title: str
+    language: str
+    created_at: datetime = Field(description="When this version was made.")
+    size: int = Field(description="Bytes of code (UTF-8).")
+    first_changed_line: str = Field(
+        description="The first line that differs from the version before."
+    )
+    current: bool
+    code: str | None = Field(default=None, description="In `GET …/revisions/{n}` only.")
+
+
+class ImportOut(BaseModel):
+    added: int
+    skipped: int = Field(description="Identical in title and code to a snippet you have.")

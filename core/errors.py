@@ -168,9 +168,9 @@ class VersionNotKept(NotFound):
 class UndoExpired(NotFound):
     """Not deleted lately (gone for good, restored already, or never the owner's)."""
 
-    def __init__(self, snippet_id: UUID) -> None:
+    def __init__(self, snippet: int | UUID) -> None:
         DomainError.__init__(self, "Too late to undo: that snippet is gone for good.")
-        self.ref = snippet_id
+        self.ref = snippet
 
 
 class ShareGone(NotFound):

@@ -29,6 +29,9 @@ from core.errors import (
 from core.ports import Clock, SnippetCache, UnitOfWork, UnitOfWorkFactory
 from core.security import hash_secret
 
+SnippetKey = int | UUID
+"""A ref (what people type) or an id (buttons, the API); the same as `core.snippets`'."""
+
 MAX_TAGS = 10
 MAX_TAG_CHARS = 32
 MAX_VERSIONS = 50
@@ -141,21 +144,28 @@ class OrganiseService:
 
     # -- tags ---------------------------------------------------------------------------
 
-    async def tag(self, owner: User, ref: int, tags: Sequence[str]) -> Snippet:
-        return await self._change_tags(owner, ref, clean_tags(tags), add=True)
+    async def tag(self, owner: User, key: SnippetKey, tags: Sequence[str]) -> Snippet:
+        return await self._change_tags(owner, key, clean_tags(tags), "add")
 
-    async def untag(self, owner: User, ref: int, tags: Sequence[str]) -> Snippet:
-        return await self._change_tags(owner, ref, clean_tags(tags), add=False)
+    async def untag(self, owner: User, key: SnippetKey, tags: Sequence[str]) -> Snippet:
+        return await self._change_tags(owner, key, clean_tags(tags), "remove")
+
+    async def set_tags(self, owner: User, key: SnippetKey, tags: Sequence[str]) -> Snippet:
+        """Replaces the snippet's tags (none: no tags)."""
+        return await self._change_tags(owner, key, clean_tags(tags), "set")
 
     async def _change_tags(
-        self, owner: User, ref: int, tags: tuple[str, ...], *, add: bool
+        self, owner: User, key: SnippetKey, tags: tuple[str, ...], how: str
     ) -> Snippet:
-        if not tags:
+        if not tags and how != "set":
             raise ValidationError("Name at least one tag.")
         async with self._uow() as uow:
-            snippet = await _by_ref(uow, owner, ref)
+            snippet = await _by_key(uow, owner, key)
             current = set(snippet.tags)
-            changed = current | set(tags) if add else current - set(tags)
+            if how == "set":
+                changed = set(tags)
+            else:
+                changed = current | set(tags) if how == "add" else current - set(tags)
             new_tags = clean_tags(changed)
             if new_tags == snippet.tags:
                 return snippet
@@ -193,31 +203,31 @@ class OrganiseService:
 
     # -- versions -------------------------------------------------------------------------
 
-    async def history(self, owner: User, ref: int) -> tuple[Snippet, list[Version]]:
+    async def history(self, owner: User, key: SnippetKey) -> tuple[Snippet, list[Version]]:
         """The snippet and its versions, oldest first, the current one last."""
         async with self._uow() as uow:
             await uow.autocommit()
-            snippet = await _by_ref(uow, owner, ref)
+            snippet = await _by_key(uow, owner, key)
             kept = await uow.revisions.list(snippet.id)
         return snippet, _versions(snippet, kept)
 
-    async def version(self, owner: User, snippet_id: UUID, number: int) -> tuple[Snippet, Version]:
+    async def version(self, owner: User, key: SnippetKey, number: int) -> tuple[Snippet, Version]:
         async with self._uow() as uow:
             await uow.autocommit()
-            snippet = await _by_id(uow, owner, snippet_id)
+            snippet = await _by_key(uow, owner, key)
             kept = await uow.revisions.list(snippet.id)
         for version in _versions(snippet, kept):
             if version.number == number:
                 return snippet, version
-        raise VersionNotKept(snippet_id, number)
+        raise VersionNotKept(key, number)
 
-    async def restore(self, owner: User, snippet_id: UUID, number: int) -> Snippet:
+    async def restore(self, owner: User, key: SnippetKey, number: int) -> Snippet:
         """Makes kept version `number` the current one; the current one is kept first."""
         async with self._uow() as uow:
-            snippet = await _by_id(uow, owner, snippet_id)
+            snippet = await _by_key(uow, owner, key)
             revision = await uow.revisions.get(snippet.id, number)
             if revision is None:
-                raise VersionNotKept(snippet_id, number)
+                raise VersionNotKept(key, number)
             await keep_version(uow, snippet)
             snippet = replace(
                 snippet,
@@ -233,12 +243,12 @@ class OrganiseService:
 
     # -- undo of a delete -----------------------------------------------------------------
 
-    async def undelete(self, owner: User, snippet_id: UUID) -> Snippet:
+    async def undelete(self, owner: User, key: SnippetKey) -> Snippet:
         since = self._now() - timedelta(seconds=UNDO_SECONDS)
         async with self._uow() as uow:
-            snippet = await uow.snippets.get_deleted(owner.id, snippet_id, since)
+            snippet = await uow.snippets.get_deleted(owner.id, key, since)
             if snippet is None:
-                raise UndoExpired(snippet_id)
+                raise UndoExpired(key)
             await uow.snippets.undelete(snippet.id)
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
@@ -253,12 +263,12 @@ class OrganiseService:
 
     # -- share links ------------------------------------------------------------------------
 
-    async def share(self, owner: User, ref: int, expiry: str = "") -> NewShare:
+    async def share(self, owner: User, key: SnippetKey, expiry: str = "") -> NewShare:
         lifetime, single_use = parse_share_expiry(expiry)
         token = secrets.token_urlsafe(16)  # 128 random bits
         now = self._now()
         async with self._uow() as uow:
-            snippet = await _by_ref(uow, owner, ref)
+            snippet = await _by_key(uow, owner, key)
             if len(await uow.shares.live(owner.id, now)) >= MAX_LIVE_SHARES:
                 raise ValidationError(f"You have {MAX_LIVE_SHARES} live links; revoke some first.")
             link = ShareLink(
@@ -287,9 +297,9 @@ class OrganiseService:
             if not await uow.shares.revoke(owner.id, link_id, self._now()):
                 raise ShareLinkNotFound(link_id)
 
-    async def unshare(self, owner: User, ref: int) -> int:
+    async def unshare(self, owner: User, key: SnippetKey) -> int:
         async with self._uow() as uow:
-            snippet = await _by_ref(uow, owner, ref)
+            snippet = await _by_key(uow, owner, key)
             count = await uow.shares.revoke_snippet(snippet.id, self._now())
             await uow.commit()
         return count
@@ -366,15 +376,13 @@ def _versions(snippet: Snippet, kept: list[Revision]) -> list[Version]:
     return versions
 
 
-async def _by_ref(uow: UnitOfWork, owner: User, ref: int) -> Snippet:
-    snippet = await uow.snippets.get_by_ref(owner.id, ref)
+async def _by_key(uow: UnitOfWork, owner: User, key: SnippetKey) -> Snippet:
+    if isinstance(key, UUID):
+        snippet = await uow.snippets.get(key)
+        if snippet is None or snippet.owner_id != owner.id:
+            raise SnippetGone(key)  # one answer for any id: none is told from another's
+        return snippet
+    snippet = await uow.snippets.get_by_ref(owner.id, key)
     if snippet is None or snippet.owner_id != owner.id:
-        raise NotFound(ref)
-    return snippet
-
-
-async def _by_id(uow: UnitOfWork, owner: User, snippet_id: UUID) -> Snippet:
-    snippet = await uow.snippets.get(snippet_id)
-    if snippet is None or snippet.owner_id != owner.id:
-        raise SnippetGone(snippet_id)
+        raise NotFound(key)
     return snippet

@@ -81,10 +81,8 @@ class SnippetRepository(Protocol):
     async def soft_delete(self, snippet_id: UUID, at: datetime) -> None:
         """Hides the snippet everywhere (get, list, search) until `undelete` or the purge."""
 
-    async def get_deleted(
-        self, owner_id: UUID, snippet_id: UUID, since: datetime
-    ) -> Snippet | None:
-        """The owner's snippet deleted at or after `since`, else None."""
+    async def get_deleted(self, owner_id: UUID, key: UUID | int, since: datetime) -> Snippet | None:
+        """The owner's snippet (by id or ref) deleted at or after `since`, else None."""
 
     async def undelete(self, snippet_id: UUID) -> None: ...
 

@@ -215,13 +215,10 @@ class SqlSnippetRepository(_Repository):
             sa.update(snippets).where(snippets.c.id == snippet_id, _LIVE).values(deleted_at=at)
         )
 
-    async def get_deleted(
-        self, owner_id: UUID, snippet_id: UUID, since: datetime
-    ) -> Snippet | None:
+    async def get_deleted(self, owner_id: UUID, key: UUID | int, since: datetime) -> Snippet | None:
+        named = snippets.c.id == key if isinstance(key, UUID) else snippets.c.ref == key
         return await self._one(
-            snippets.c.id == snippet_id,
-            snippets.c.owner_id == owner_id,
-            snippets.c.deleted_at >= since,
+            named, snippets.c.owner_id == owner_id, snippets.c.deleted_at >= since
         )
 
     async def undelete(self, snippet_id: UUID) -> None:

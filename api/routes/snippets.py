@@ -12,6 +12,7 @@ from api.dependencies import ServicesDep, UserDep
 from api.errors import documented
 from api.schemas import NewSnippet, SnippetChanges, SnippetOut, SnippetPage, SnippetSummaryOut
 from core.errors import BadRef
+from core.organise import clean_tags
 from core.snippets import MAX_SEARCH_CHARS, SnippetKey, parse_ref
 
 router = APIRouter(tags=["snippets"])
@@ -53,9 +54,14 @@ def _bad_ref(raw: str) -> SnippetKey:
 async def create_snippet(
     body: NewSnippet, user: UserDep, services: ServicesDep, response: Response
 ) -> SnippetOut:
+    if body.tags:
+        clean_tags(body.tags)  # refused before anything is stored
     saved = await services.snippets.create(user, body.title, body.code, language_hint=body.language)
-    response.headers["Location"] = f"/snippets/{saved.snippet.id}"
-    return SnippetOut.of(saved.snippet)
+    snippet = saved.snippet
+    if body.tags:
+        snippet = await services.organise.tag(user, snippet.id, body.tags)
+    response.headers["Location"] = f"/snippets/{snippet.id}"
+    return SnippetOut.of(snippet)
 
 
 @router.get(
@@ -78,8 +84,13 @@ async def list_snippets(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    tag: Annotated[
+        str | None, Query(max_length=64, description="Only snippets with this tag.")
+    ] = None,
 ) -> SnippetPage:
-    if q is not None and q.strip():
+    if tag is not None:
+        page = await services.organise.filter(user, tag, q, offset, limit)
+    elif q is not None and q.strip():
         page = await services.snippets.search(user, q, offset, limit)
     else:
         page = await services.snippets.list(user, offset, limit)
@@ -112,9 +123,17 @@ async def get_snippet(snippet_id: IdPath, user: UserDep, services: ServicesDep) 
 async def update_snippet(
     snippet_id: IdPath, body: SnippetChanges, user: UserDep, services: ServicesDep
 ) -> SnippetOut:
-    snippet = await services.snippets.update(
-        user, snippet_key(snippet_id), title=body.title, code=body.code, language=body.language
-    )
+    key = snippet_key(snippet_id)
+    if body.tags is not None:
+        clean_tags(body.tags)  # refused before anything changes
+    snippet = None
+    if body.title is not None or body.code is not None or body.language is not None:
+        snippet = await services.snippets.update(
+            user, key, title=body.title, code=body.code, language=body.language
+        )
+    if body.tags is not None:
+        snippet = await services.organise.set_tags(user, key, body.tags)
+    assert snippet is not None  # the schema asks for at least one field
     return SnippetOut.of(snippet)
 
 

@@ -433,11 +433,19 @@ class FakeSnippetRepository(_Repository):
 
         self._uow.change(hide)
 
-    async def get_deleted(
-        self, owner_id: UUID, snippet_id: UUID, since: datetime
-    ) -> Snippet | None:
+    async def get_deleted(self, owner_id: UUID, key: UUID | int, since: datetime) -> Snippet | None:
         tables = self._t
-        snippet = tables.snippets.get(snippet_id)
+        snippet = next(
+            (
+                s
+                for s in tables.snippets.values()
+                if s.owner_id == owner_id and key in (s.id, s.ref) and s.id in tables.deleted
+            ),
+            None,
+        )
+        if snippet is None:
+            return None
+        snippet_id = snippet.id
         deleted_at = tables.deleted.get(snippet_id)
         if snippet is None or snippet.owner_id != owner_id or deleted_at is None:
             return None

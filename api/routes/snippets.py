@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -43,7 +43,7 @@ def _bad_ref(raw: str) -> SnippetKey:
 
 
 _BY_ID = {"id": "$response.body#/id"}
-CREATED_LINKS = {
+CREATED_LINKS: dict[int | str, dict[str, Any]] = {
     201: {
         "description": "The new snippet.",
         "links": {

@@ -116,6 +116,32 @@ def started() -> None:
     derandomize=True,
 )
 def test_every_operation_conforms(case: Any) -> None:
+    case.call_and_validate(headers=auth_for(case), checks=CHECKS)
+
+
+def auth_for(case: Any) -> dict[str, str]:
+    """The seeded account's token; a logout gets a spare one (or none, once they ran out)."""
     tokens: list[str] = APP.state.tokens
-    token = tokens.pop() if case.path == "/auth/logout" and len(tokens) > 1 else tokens[0]
-    case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+    if case.path != "/auth/logout":
+        return {"Authorization": f"Bearer {tokens[0]}"}
+    return {"Authorization": f"Bearer {tokens.pop()}"} if len(tokens) > 1 else {}
+
+
+class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+    """Stateful runs through the OpenAPI links: create, then get, patch and delete it."""
+
+    def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+        return {"headers": auth_for(case)}
+
+    def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+        case.validate_response(response, checks=CHECKS)
+
+
+TestWorkflow = Workflow.TestCase
+TestWorkflow.settings = settings(
+    max_examples=8,
+    stateful_step_count=6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)

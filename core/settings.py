@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     bot_webhook_secret: SecretStr | None = None
     bot_webhook_listen: str = "0.0.0.0"  # noqa: S104 - a webhook must be reachable from outside
     bot_webhook_port: int = 8443
+    public_url: str | None = None
 
     @field_validator(
         "database_url", "redis_url", "smtp_host", "smtp_username", "bot_webhook_url", mode="before"

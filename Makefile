@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS ?=
 LOCK_ARGS ?=
-MYPY_TARGETS ?= core bot storage mail bench
+MYPY_TARGETS ?= core bot storage mail bench api
 
 .PHONY: help run worker migrate check lint typecheck test bench lock web clean
 

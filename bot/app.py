@@ -29,6 +29,7 @@ from storage.locks import PollingLock
 
 log = logging.getLogger(__name__)
 
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 APOLOGY = "😕 Sorry, something went wrong on my side. Please try again in a moment."
 
 
@@ -38,10 +39,12 @@ def build_application(
     services: Services | None = None,
     run_worker: bool = True,
     single_poller: bool = False,
+    webhook: bool = False,
     request: BaseRequest | None = None,
     rate_limit: bool = True,
 ) -> BotApplication:
-    """The bot, wired to `services` (opened in `post_init` from settings when not given)."""
+    """The bot, wired to `services` (opened in `post_init` from settings when not given).
+    In webhook mode it has no updater: updates arrive as requests to the HTTP server."""
     assert settings.telegram_bot_token is not None
     redact_library_logs((settings.telegram_bot_token.get_secret_value(),))
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
@@ -54,6 +57,8 @@ def build_application(
         .post_init(_opener(settings, services, run_worker, single_poller))
         .post_shutdown(_close)
     )
+    if webhook:
+        builder = builder.updater(None)
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     if rate_limit:

@@ -1,4 +1,4 @@
-"""`snippetvault run | worker | migrate | check`."""
+"""`snippetvault run | api | worker | migrate | check`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ log = logging.getLogger("snippetvault")
 
 # PTB 22 exposes retry delays as timedelta only when asked, and warns on each one otherwise.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,8 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="apply migrations and run the bot (long polling, or webhook mode when "
-        "BOT_WEBHOOK_URL is set), with the email worker in the same process",
-        description="Apply pending migrations, then run the bot until SIGINT/SIGTERM.",
+        "BOT_WEBHOOK_URL is set), the HTTP API and the email worker in one process",
+        description="Apply pending migrations, then run the bot and serve HTTP (the REST API "
+        "with its docs at /docs, /healthz, the webhook) on HTTP_HOST:HTTP_PORT until "
+        "SIGINT/SIGTERM.",
     )
     run.add_argument(
         "--no-worker",
@@ -73,6 +74,19 @@ def _parser() -> argparse.ArgumentParser:
         help="do not send emails from this process (run `snippetvault worker` separately)",
     )
     run.set_defaults(command=_run)
+    api = commands.add_parser(
+        "api",
+        help="serve only HTTP (the REST API, the Mini App, /healthz) without the bot, with the "
+        "email worker in the same process",
+        description="Apply pending migrations, then serve HTTP on HTTP_HOST:HTTP_PORT until "
+        "SIGINT/SIGTERM; the bot's chat is not served (run `snippetvault run` for that).",
+    )
+    api.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not send emails from this process (run `snippetvault worker` separately)",
+    )
+    api.set_defaults(command=_api)
     worker = commands.add_parser(
         "worker",
         help="run only the email outbox worker (start several to scale out)",
@@ -99,10 +113,7 @@ def _secrets(settings: Settings) -> tuple[str, ...]:
 
 
 def _run(settings: Settings, options: argparse.Namespace) -> int:
-    from bot.app import AnotherPoller, build_application
     from bot.logs import configure_logging
-    from bot.webhook import ALLOWED_UPDATES, serve_webhook
-    from storage.migrate import upgrade
 
     configure_logging(secrets=_secrets(settings))
     if settings.telegram_bot_token is None:
@@ -110,17 +121,24 @@ def _run(settings: Settings, options: argparse.Namespace) -> int:
             "TELEGRAM_BOT_TOKEN: not set. Create a bot with @BotFather in Telegram and put its "
             "token in .env as TELEGRAM_BOT_TOKEN=..."
         )
+    return _serve(settings, with_bot=True, with_worker=not options.no_worker)
+
+
+def _api(settings: Settings, options: argparse.Namespace) -> int:
+    from bot.logs import configure_logging
+
+    configure_logging(secrets=_secrets(settings))
+    return _serve(settings, with_bot=False, with_worker=not options.no_worker)
+
+
+def _serve(settings: Settings, *, with_bot: bool, with_worker: bool) -> int:
+    from api.server import serve
+    from bot.app import AnotherPoller
+    from storage.migrate import upgrade
+
     asyncio.run(upgrade(settings.effective_database_url))
-    polling = settings.bot_webhook_url is None
-    application = build_application(
-        settings, run_worker=not options.no_worker, single_poller=polling
-    )
-    if not polling:
-        asyncio.run(serve_webhook(application, settings))
-        return 0
-    log.info("starting with long polling")
     try:
-        application.run_polling(allowed_updates=ALLOWED_UPDATES, stop_signals=STOP_SIGNALS)
+        asyncio.run(serve(settings, with_bot=with_bot, with_worker=with_worker))
     except AnotherPoller as error:
         return _fail(str(error), 1)
     return 0

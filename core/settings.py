@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "changethis", "replace-me"})
 MIN_JWT_SECRET_BYTES = 32
@@ -45,9 +47,17 @@ class Settings(BaseSettings):
 
     bot_webhook_url: str | None = None
     bot_webhook_secret: SecretStr | None = None
-    bot_webhook_listen: str = "0.0.0.0"  # noqa: S104 - a webhook must be reachable from outside
-    bot_webhook_port: int = 8443
+
+    # The one HTTP server of each process: REST API, Mini App, /healthz, webhook.
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     public_url: str | None = None
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    trusted_proxies: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = ()
+    """Peers whose `X-Forwarded-For` is believed; any other peer is the client itself."""
+    telegram_init_data_max_age_seconds: Annotated[int, Field(gt=0)] = 3600
 
     @field_validator(
         "database_url", "redis_url", "smtp_host", "smtp_username", "bot_webhook_url", mode="before"
@@ -55,6 +65,46 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _https_base(cls, value: object) -> object:
+        if not isinstance(value, str) or not value.strip():
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme != "https" or not url.hostname or url.query or url.fragment:
+            raise ValueError("must be an https:// URL such as https://snippets.example.org")
+        return value.strip().rstrip("/")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        origins = tuple(str(item).strip().rstrip("/") for item in items if str(item).strip())
+        for origin in origins:
+            url = urlsplit(origin)
+            if origin != "*" and (
+                url.scheme not in {"http", "https"} or not url.hostname or url.path
+            ):
+                raise ValueError(f"{origin!r} is not an origin such as https://app.example.org")
+        return origins
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        try:
+            return tuple(
+                ipaddress.ip_network(str(item).strip(), strict=False)
+                for item in items
+                if str(item).strip()
+            )
+        except ValueError as error:
+            raise ValueError(f"{error}: list IP addresses or networks, e.g. 10.0.0.0/8") from None
 
     @field_validator(
         "jwt_secret", "smtp_password", "bot_webhook_secret", "telegram_bot_token", mode="before"

@@ -12,6 +12,7 @@ import contextlib
 import email
 import email.policy
 import signal
+import socket
 import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ WAIT_SECONDS = 20.0
 """How long one step may take: a reply, or an email (the worker polls the outbox every 5 s)."""
 START_SECONDS = 60.0
 """Start-up migrates an empty database on a shared, busy machine."""
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a process's HTTP server (never the default 8000,
+    which a developer's own `make run` may hold)."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
 
 
 # SMTP ---------------------------------------------------------------------------------------

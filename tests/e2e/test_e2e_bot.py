@@ -18,7 +18,15 @@ import redis.asyncio
 from aiosmtpd.smtp import SMTP
 from sqlalchemy.engine import make_url
 
-from tests.e2e.bot_process import HOST, START_SECONDS, WAIT_SECONDS, BotProcess, Received, SmtpInbox
+from tests.e2e.bot_process import (
+    HOST,
+    START_SECONDS,
+    WAIT_SECONDS,
+    BotProcess,
+    Received,
+    SmtpInbox,
+    free_port,
+)
 from tests.fakebotapi import BotMessage, FakeBotApiServer, FakeTelegram
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -113,6 +121,7 @@ async def bot(
         "JWT_SECRET": jwt_secret,
         "DATA_DIR": str(workdir / "data"),
         "PTB_TIMEDELTA": "1",
+        "HTTP_PORT": str(free_port()),
     }
     process = BotProcess(env, workdir)
     try:

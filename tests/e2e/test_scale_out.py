@@ -127,8 +127,8 @@ async def cluster(
                     **base,
                     "BOT_WEBHOOK_URL": "https://bot.example.org/telegram",
                     "BOT_WEBHOOK_SECRET": SECRET,
-                    "BOT_WEBHOOK_LISTEN": "127.0.0.1",
-                    "BOT_WEBHOOK_PORT": str(port),
+                    "HTTP_HOST": "127.0.0.1",
+                    "HTTP_PORT": str(port),
                 }
                 log = tmp_path / f"bot{index}.log"
                 cluster.processes.append(

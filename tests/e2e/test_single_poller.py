@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.bot_process import free_port
 from tests.fakebotapi import FakeBotApiServer, FakeTelegram
 
 pytestmark = pytest.mark.slow
@@ -23,6 +24,7 @@ def bot_env(server: FakeBotApiServer, data_dir: Path) -> dict[str, str]:
         "TELEGRAM_BOT_TOKEN": FakeTelegram().token,
         "DATA_DIR": str(data_dir),
         "PTB_TIMEDELTA": "1",
+        "HTTP_PORT": str(free_port()),
     }
 
 
@@ -48,7 +50,9 @@ async def test_a_second_polling_process_stops_with_a_clear_message(tmp_path: Pat
         first = await start_bot(env, tmp_path, tmp_path / "first.log")
         try:
             await tg.wait_for(lambda: bool(tg.calls("getUpdates")), timeout=30)
-            second = await start_bot(env, tmp_path, tmp_path / "second.log")
+            # Its own HTTP port: what stops it must be the poller, not the port.
+            second_env = {**env, "HTTP_PORT": str(free_port())}
+            second = await start_bot(second_env, tmp_path, tmp_path / "second.log")
             code = await asyncio.wait_for(second.wait(), timeout=30)
             message = (tmp_path / "second.log").read_text()
             assert code == 1

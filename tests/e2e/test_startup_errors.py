@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.bot_process import free_port
 from tests.fakebotapi import FakeBotApiServer, FakeTelegram
 
 pytestmark = pytest.mark.slow
@@ -23,7 +24,12 @@ async def run_bot(tmp_path: Path, **settings: str) -> tuple[int, str]:
         for key, value in os.environ.items()
         if not key.startswith(("TELEGRAM_", "DATABASE_", "BOT_", "JWT_"))
     }
-    env.update(PYTHONPATH=str(ROOT), DATA_DIR=str(tmp_path / "var"), **settings)
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DATA_DIR=str(tmp_path / "var"),
+        HTTP_PORT=str(free_port()),
+        **settings,
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

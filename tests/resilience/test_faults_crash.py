@@ -25,7 +25,7 @@ from core.entities import User
 from storage.database import Database
 from storage.models import outbox, snippets, users
 from tests.fakebotapi import FakeBotApiServer, FakeTelegram
-from tests.resilience.faults import HOST, PASSWORD, SmtpServer
+from tests.resilience.faults import HOST, PASSWORD, SmtpServer, free_port
 
 if TYPE_CHECKING:
     from tests.conftest import ThrowawayRedis
@@ -166,6 +166,7 @@ async def test_a_killed_bot_restarts_with_sessions_whole_snippets_and_every_emai
             "SMTP_SECURITY": "none",
             "JWT_SECRET": secrets.token_urlsafe(48),
             "DATA_DIR": str(tmp_path / "data"),
+            "HTTP_PORT": str(free_port()),
         }
         bot = BotProcess(env, tmp_path)
         await bot.start()

@@ -10,6 +10,7 @@ import { type Launch, applyTheme, detectTelegram, webApp } from "./telegram";
 const PAGE_SIZE = 50;
 const SEARCH_DELAY_MS = 250;
 const AUTO_LANGUAGE = "";
+const LIST_VISIBLE = "snippetvault:list-visible";
 
 const root = document.getElementById("app") as HTMLElement;
 let launch: Launch | null = null;
@@ -129,9 +130,9 @@ function showRefused(kind: Refusal, detail = ""): void {
         "/login to the bot, then open the app again.",
     ],
     stale: [
-      "This launch has expired",
-      "Telegram's sign-in for this window is no longer valid. Close the app and open it again " +
-        "from the bot's menu button.",
+      "This sign-in is not valid",
+      "Telegram's sign-in for this window has expired or could not be checked. Close the app " +
+        "and open it again from the bot's menu button.",
     ],
     error: ["Cannot sign in", detail || "Something went wrong. Please try again."],
   };
@@ -249,6 +250,8 @@ async function loadMore(items: HTMLElement, status: HTMLElement, more: HTMLButto
 
 function renderItems(items: HTMLElement, status: HTMLElement, more: HTMLButtonElement): void {
   replace(items, ...list.items.map(listItem));
+  // How long after navigation the list first showed (read by the browser tests' guard).
+  if (!performance.getEntriesByName(LIST_VISIBLE).length) performance.mark(LIST_VISIBLE);
   more.hidden = list.failed !== null || list.items.length >= list.total;
   status.className = "list-status";
   if (list.failed !== null) {

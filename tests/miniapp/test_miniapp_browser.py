@@ -51,6 +51,7 @@ from playwright.async_api import (
 )
 from sqlalchemy.engine import make_url
 
+from tests.conftest import REQUIRE_SERVICES
 from tests.e2e.bot_process import (
     HOST,
     START_SECONDS,
@@ -270,8 +271,16 @@ def launch_url(base: str, data: str, theme: dict[str, str]) -> str:
 
 @pytest.fixture
 def chromium() -> str:
+    """Debian's Chromium (Playwright's own browser download is not used): skipped without it,
+    or failed when the run must not skip (`SNIPPETVAULT_REQUIRE_SERVICES=1`, as in CI)."""
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
+        message = (
+            f"{CHROMIUM} is missing: apt-get install -y chromium (or set SNIPPETVAULT_CHROMIUM)"
+        )
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{message} [SNIPPETVAULT_REQUIRE_SERVICES=1]", pytrace=False)
+        pytest.skip(message)
+    expect.set_options(timeout=STEP_MS)
     return CHROMIUM
 
 
@@ -484,6 +493,13 @@ async def test_in_a_plain_browser_a_snippet_lives_and_dies_and_the_chat_sees_it(
     async with httpx.AsyncClient(base_url=server.base) as client:
         refused = await client.get("/snippets", headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 401
+
+    # An ended session (here: that same token, put back) leads to the sign-in screen.
+    await page.evaluate("t => sessionStorage.setItem('snippetvault.token', t)", token)
+    watch.expect("/snippets", 401)
+    await page.reload()
+    await expect(page.get_by_text("Your session has ended. Please sign in again.")).to_be_visible()
+    await page.screenshot(path=shoot(screenshot_dir, "desktop-light-session-ended"))
 
     watch.assert_clean()
     report(capsys, f"screenshots (1280×800, light): {screenshot_dir}")

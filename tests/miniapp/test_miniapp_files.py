@@ -131,3 +131,12 @@ async def test_only_built_files_are_served(client: httpx.AsyncClient, path: str)
     response = await client.get(path)
     assert response.status_code == 404
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_sources_never_parse_text_as_html() -> None:
+    """Snippet text reaches the page as text nodes or CodeMirror documents, never as markup."""
+    sources = Path(__file__).parents[2] / "web" / "src"
+    for path in sources.glob("*.ts"):
+        text = path.read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in text, f"{path.name} uses {sink}"

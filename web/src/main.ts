@@ -34,8 +34,12 @@ const list = {
 
 // Screens --------------------------------------------------------------------------------------
 
+let listObserver: IntersectionObserver | null = null;
+
 function screen(name: string, ...children: (Node | null)[]): void {
   closeEditor();
+  listObserver?.disconnect();
+  listObserver = null;
   setDirty(false);
   mainAction = null; // each screen sets backAction through its topBar
   root.dataset.screen = name;
@@ -209,9 +213,11 @@ function showList(reload = true): void {
   screen("list", topBar("Your snippets", actions), h("div", { class: "search-row" }, search), items, status, more);
   const sentinel = h("div", { class: "sentinel" });
   root.append(sentinel);
-  new IntersectionObserver((entries) => {
+  // Endless scroll: the next page loads as the end of the list comes into view.
+  listObserver = new IntersectionObserver((entries) => {
     if (entries.some((entry) => entry.isIntersecting) && !more.hidden) void loadMore(items, status, more);
-  }).observe(sentinel);
+  });
+  listObserver.observe(sentinel);
   if (reload || list.failed !== null) void reloadList(items, status, more);
   else {
     renderItems(items, status, more);

@@ -22,6 +22,7 @@ COPY core ./core
 COPY storage ./storage
 COPY mail ./mail
 COPY bot ./bot
+COPY api ./api
 # A real wheel, not an editable install: migrations and templates must ship inside the packages.
 RUN /opt/snippetvault/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/snippetvault/bin/pip install --no-deps /wheels/snippetvault-*.whl
@@ -31,7 +32,8 @@ FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/snippetvault/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    DATA_DIR=/data
+    DATA_DIR=/data \
+    HTTP_HOST=0.0.0.0
 RUN groupadd --system --gid 10001 snippetvault \
  && useradd --system --uid 10001 --gid snippetvault --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin snippetvault \
@@ -42,7 +44,7 @@ USER snippetvault
 # Not /data: a `.env` dropped into the writable volume must not become configuration.
 WORKDIR /opt/snippetvault
 VOLUME ["/data"]
-# Webhook mode (BOT_WEBHOOK_PORT); long polling needs no port.
-EXPOSE 8443
+# The HTTP server of `run` and `api` (HTTP_PORT): the REST API, /healthz, the webhook.
+EXPOSE 8000
 ENTRYPOINT ["snippetvault"]
 CMD ["run"]

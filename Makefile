@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS ?=
 LOCK_ARGS ?=
-MYPY_TARGETS ?= core bot storage mail bench api
+MYPY_TARGETS ?= core bot storage mail bench api bootstrap.py
 
 .PHONY: help run worker migrate check lint typecheck test bench lock web clean
 

@@ -11,9 +11,11 @@ from api import health
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from api.miniapp import mount_miniapp
+from api.routes import auth, snippets
 from api.runtime import Runtime
 from api.webhook import MAX_UPDATE_BYTES, webhook_path, webhook_router
-from bot.services import Services
+from bootstrap import Services
+from bot.logs import redact_library_logs
 from core.settings import Settings
 
 BODY_SLACK_BYTES = 64 * 1024
@@ -38,11 +40,16 @@ def create_app(
         version="1.0.0",
         lifespan=runtime.lifespan if runtime is not None else None,
     )
+    secrets = (settings.telegram_bot_token, settings.jwt_secret)
+    redact_library_logs(tuple(secret.get_secret_value() for secret in secrets if secret))
+    app.state.settings = settings
     if services is not None:
         app.state.services = services
         app.state.ready = True
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(snippets.router)
     caps: dict[str, int] = {}
     if runtime is not None and runtime.webhook_mode:
         app.include_router(webhook_router(settings))

@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bootstrap import bootstrap
 from bot.app import ALLOWED_UPDATES, build_application
 from bot.context import BotApplication
-from bot.services import Services
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def _without_bot(self, app: FastAPI) -> AsyncIterator[None]:
-        services = await Services.open(self.settings)
+        services = await bootstrap(self.settings)
         try:
             username = await bot_username(self.settings)
             if username is not None:

@@ -41,7 +41,7 @@ FLOOR_TEXT = "ok"
 SESSION_SQL = """
 SELECT u.id, u.email, u.is_verified, s.token
 FROM sessions s JOIN users u ON u.id = s.user_id
-WHERE s.chat_id = $1 AND s.revoked_at IS NULL
+WHERE s.client_kind = 'chat' AND s.client_key = $1 AND s.revoked_at IS NULL
 ORDER BY s.issued_at DESC LIMIT 1
 """
 OUTBOX_SQL = """
@@ -112,7 +112,7 @@ class Floors:
 
     async def _session(self, connection: asyncpg.Connection, update: Update) -> asyncpg.Record:
         assert update.effective_chat is not None
-        row = await connection.fetchrow(SESSION_SQL, update.effective_chat.id)
+        row = await connection.fetchrow(SESSION_SQL, str(update.effective_chat.id))
         assert row is not None, "the floor needs a logged-in chat"
         return row
 

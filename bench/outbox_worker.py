@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from bot.services import utc_now
+from core.ports import utc_now
 from core.settings import SmtpSecurity
 from mail.render import EmailRenderer
 from mail.transport import SmtpTransport

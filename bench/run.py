@@ -40,8 +40,8 @@ from bench.harness import (
 )
 from bench.rows import Row
 from bench.seed import PASSWORD, Fixture, seed
+from bootstrap import bootstrap
 from bot.app import build_application
-from bot.services import Services
 from core.entities import Snippet, User
 from core.events import SnippetRetrieved
 from core.notifications import email_for
@@ -170,7 +170,7 @@ class Bench:
         self.chats = [user.chat_id for user in self.fixture.users]
         self.data_dir = Path(tempfile.mkdtemp(prefix="snippetvault-bench-"))
         self.settings = self.bench_settings()
-        self.services = await Services.open(self.settings)
+        self.services = await bootstrap(self.settings)
         self.application = build_application(
             self.settings,
             services=self.services,

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import bcrypt
 
+from core.entities import Client
 from core.security import BCRYPT_ROUNDS, SessionTokens
 
 PASSWORD = "bench-password-12"
@@ -141,9 +142,9 @@ async def seed(
         )
         sessions = []
         for user in people:
-            token, claims = tokens.issue(user.id, user.chat_id, now)
+            token, claims = tokens.issue(user.id, Client.chat(user.chat_id), now)
             sessions.append(
-                (claims.jti, user.id, user.chat_id, token, now, claims.expires_at, None)
+                (claims.jti, user.id, "chat", str(user.chat_id), token, now, claims.expires_at)
             )
         await connection.copy_records_to_table(
             "sessions",
@@ -151,11 +152,11 @@ async def seed(
             columns=[
                 "jti",
                 "user_id",
-                "chat_id",
+                "client_kind",
+                "client_key",
                 "token",
                 "issued_at",
                 "expires_at",
-                "revoked_at",
             ],
         )
         timings["users and sessions (COPY)"] = time.perf_counter() - started

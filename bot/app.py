@@ -19,11 +19,11 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bootstrap import Services, bootstrap
 from bot.context import BotApplication, BotContext, reply, stop_button_spinner
 from bot.handlers import accounts, snippets
 from bot.logs import redact_library_logs
 from bot.render import COMMANDS, miniapp_url
-from bot.services import Services
 from core.settings import Settings
 from storage.locks import PollingLock
 
@@ -133,7 +133,7 @@ def _opener(
     settings: Settings, services: Services | None, run_worker: bool, single_poller: bool
 ) -> Any:
     async def post_init(application: BotApplication) -> None:
-        opened = services or await Services.open(settings)
+        opened = services or await bootstrap(settings)
         application.bot_data["services"] = opened
         if single_poller:
             lock = PollingLock(opened.database.engine, application.bot.id)

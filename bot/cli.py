@@ -153,9 +153,9 @@ def _worker(settings: Settings, options: argparse.Namespace) -> int:
 
 
 async def _work(settings: Settings) -> None:
-    from bot.services import Services
+    from bootstrap import bootstrap
 
-    services = await Services.open(settings)
+    services = await bootstrap(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -7,7 +7,6 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from html import escape
 from typing import Any
 
 from telegram import Message, Update
@@ -15,24 +14,16 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.services import Services
-from core.entities import User
-from core.errors import (
-    AuthenticationError,
-    DomainError,
-    FlowConflict,
-    SessionExpired,
-    StorageUnavailable,
-    WrongCredentials,
-)
+from bootstrap import Services
+from bot.wording import error_reply
+from core.entities import Client, User
+from core.errors import DomainError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-LOGIN_FIRST = "Please log in first: <code>/login your@email password</code> (or /signup)."
 PRIVATE_ONLY = (
     "For your safety I handle accounts and snippets only in a private chat with me: {link}"
 )
-UNAVAILABLE = "The database is temporarily unavailable. Please try again in a minute."
 
 
 class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
@@ -57,6 +48,12 @@ async def reply(update: Update, text: str, **kwargs: Any) -> Message | None:
     kwargs.setdefault("parse_mode", ParseMode.HTML)
     kwargs.setdefault("do_quote", False)
     return await message.reply_text(text, **kwargs)
+
+
+def chat_client(update: Update) -> Client:
+    """Who is calling, as core knows it: this chat."""
+    assert update.effective_chat is not None
+    return Client.chat(update.effective_chat.id)
 
 
 def is_private(update: Update) -> bool:
@@ -91,17 +88,6 @@ def replying(handler: Handler) -> Handler:
     return wrapper
 
 
-def error_reply(error: DomainError) -> str:
-    if isinstance(error, StorageUnavailable):
-        return UNAVAILABLE
-    if isinstance(error, FlowConflict):
-        return "That step was already answered by another message of yours."
-    if isinstance(error, AuthenticationError) and not isinstance(error, WrongCredentials):
-        prefix = "Your session has ended. " if isinstance(error, SessionExpired) else ""
-        return prefix + LOGIN_FIRST
-    return escape(str(error))
-
-
 @contextlib.asynccontextmanager
 async def noted_errors(update: Update, note: str) -> AsyncIterator[None]:
     """Answers a domain error with `note` in front: a failed login still says that the
@@ -133,8 +119,7 @@ def logged_in(handler: UserHandler) -> Handler:
     @replying
     @functools.wraps(handler)
     async def wrapper(update: Update, context: BotContext) -> None:
-        assert update.effective_chat is not None
-        user = await context.services.accounts.current_user(update.effective_chat.id)
+        user = await context.services.accounts.current_user(chat_client(update))
         await handler(update, context, user)
 
     return wrapper

@@ -10,20 +10,23 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from core.entities import EmailKind, OneTimeToken, Session, TokenPurpose, User
+from core.entities import Client, ClientKind, EmailKind, OneTimeToken, Session, TokenPurpose, User
 from core.errors import (
     AuthenticationError,
     EmailTaken,
+    InvalidEmail,
     InvalidToken,
+    NoSession,
+    NotLoggedIn,
+    SessionExpired,
     Throttled,
-    ValidationError,
     WrongCredentials,
 )
 from core.events import Event, PasswordResetRequested, UserLoggedIn, UserSignedUp
-from core.notifications import email_for, wants_email
-from core.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from core.notifications import VerifyLinks, email_for, wants_email
+from core.ports import Clock, SessionRecord, UnitOfWork, UnitOfWorkFactory
 from core.security import (
     PasswordHasher,
     SessionTokens,
@@ -51,7 +54,7 @@ def normalise_email(raw: str) -> str:
         # databases, and make look-alike addresses.
         or any(ch in _ADDRESS_SPECIALS or unicodedata.category(ch)[0] == "C" for ch in email)
     ):
-        raise ValidationError("That does not look like an email address (e.g. ada@example.com).")
+        raise InvalidEmail
     return email
 
 
@@ -70,6 +73,16 @@ class LoginResult:
     user: User
     session: Session
     alert_emailed: bool
+    """False when no login alert was queued (an unverified address, a linked session)."""
+
+    @property
+    def token(self) -> str:
+        """The bearer token that names the session (the chat keeps it server-side)."""
+        return self.session.token
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.session.expires_at
 
 
 class AccountService:
@@ -79,20 +92,19 @@ class AccountService:
         hasher: PasswordHasher,
         tokens: SessionTokens,
         clock: Clock,
-        verify_link_base: str,
+        verify_links: VerifyLinks,
         limits: Limits | None = None,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._tokens = tokens
         self._now = clock
-        self.verify_link_base = verify_link_base
-        """`https://t.me/<bot username>`; set once the bot knows its name."""
+        self._verify_links = verify_links
         self._limits = limits or Limits()
 
     # -- signup and verification ------------------------------------------------------
 
-    async def signup(self, raw_email: str, password: str) -> None:
+    async def signup(self, raw_email: str, password: str, client: Client) -> None:
         """Creates the account and queues the verification email. Says nothing about whether
         the address already had an account: an unverified one gets a fresh code (rate-limited),
         a verified one nothing."""
@@ -126,18 +138,17 @@ class AccountService:
             )
         await self._record(uow, UserSignedUp(user, code, payload, expires))
 
-    async def verify(self, code_or_payload: str, chat_id: int) -> User:
-        """Verifies the address behind a `/verify` code or a `/start` link payload."""
+    async def verify(self, code_or_payload: str, client: Client) -> User:
+        """Verifies the address behind a code or a link payload from the verification email."""
         secret = code_or_payload.strip()
         candidates = {hash_secret(secret), hash_secret(normalise_code(secret))}
+        keys = [_client_key("verify", client)]
         async with self._uow() as uow:
-            await self._check_throttle(uow, [_chat_key("verify", chat_id)])
+            await self._check_throttle(uow, keys)
             token = await self._usable_token(uow, candidates, TokenPurpose.VERIFY_EMAIL)
             if token is None:
-                await self._record_failure(uow, [_chat_key("verify", chat_id)])
-                raise InvalidToken(
-                    "That code is wrong, used or expired. /signup again to get a new one."
-                )
+                await self._record_failure(uow, keys)
+                raise InvalidToken(TokenPurpose.VERIFY_EMAIL)
             await uow.users.set_verified(token.user_id)
             await uow.tokens.use_all(token.user_id, TokenPurpose.VERIFY_EMAIL, self._now())
             user = await uow.users.get(token.user_id)
@@ -147,10 +158,11 @@ class AccountService:
 
     # -- sessions ---------------------------------------------------------------------
 
-    async def login(self, raw_email: str, password: str, chat_id: int) -> LoginResult:
+    async def login(self, raw_email: str, password: str, client: Client) -> LoginResult:
+        """Starts a session bound to the client: for a chat, it replaces the chat's session."""
         email = normalise_email(raw_email)
         account_key = f"login:email:{hash_secret(email)}"
-        keys = [account_key, _chat_key("login", chat_id)]
+        keys = [account_key, _client_key("login", client)]
         async with self._uow() as uow:
             await self._check_throttle(uow, keys)
             user = await uow.users.get_by_email(email)
@@ -159,12 +171,12 @@ class AccountService:
         async with self._uow() as uow:
             if user is None or not matched:
                 await self._record_failure(uow, keys)
-                raise WrongCredentials("Wrong email or password.")
-            token, claims = self._tokens.issue(user.id, chat_id, now)
-            session = Session(claims.jti, user.id, chat_id, token, now, claims.expires_at)
-            await uow.sessions.revoke_chat(chat_id, now)
+                raise WrongCredentials
+            session = self._new_session(user, client, now)
+            if client.kind is ClientKind.CHAT:
+                await uow.sessions.revoke_client(client, now)
             await uow.sessions.add(session)
-            # Only the account's failures: clearing the chat's would let someone spraying
+            # Only the account's failures: clearing the client's would let someone spraying
             # guesses from one chat reset its count by logging in to an account of their own.
             await uow.attempts.clear(account_key)
             alert = wants_email(user, EmailKind.LOGIN_ALERT)
@@ -173,32 +185,124 @@ class AccountService:
             await uow.commit()
         return LoginResult(user, session, alert)
 
-    async def logout(self, chat_id: int) -> bool:
-        """Ends the chat's session; False when there was none."""
+    async def open_linked_session(self, chat_id: int) -> LoginResult:
+        """An API session for the account logged in to a Telegram private chat (whose id is
+        the Telegram user's), for the Mini App. It ends with the chat's session: a logout, a
+        new login in that chat or a password reset ends both. `NoSession` when the chat has
+        no live session."""
+        chat = Client.chat(chat_id)
+        now = self._now()
         async with self._uow() as uow:
-            had_session = await uow.sessions.latest_for_chat(chat_id) is not None
-            await uow.sessions.revoke_chat(chat_id, self._now())
+            found = await uow.sessions.latest_for_client(chat)
+            if found is None:
+                raise NoSession
+            try:
+                parent = self._check_record(found, chat, found.session.token, now)
+            except AuthenticationError:
+                raise NoSession from None
+            user = found.user
+            session = self._new_session(
+                user, Client.api(""), now, parent=parent, expires_at=parent.expires_at
+            )
+            await uow.sessions.add(session)
             await uow.commit()
-        return had_session
+        return LoginResult(user, session, alert_emailed=False)
 
-    async def current_user(self, chat_id: int) -> User:
+    async def logout(self, client: Client, token: str | None = None) -> bool:
+        """Ends a session; False when there was none to end. A chat ends the chat's session;
+        the API ends the session of `token` (refused like `authenticate` when not valid)."""
+        now = self._now()
+        if client.kind is ClientKind.CHAT:
+            async with self._uow() as uow:
+                had_session = await uow.sessions.latest_for_client(client) is not None
+                await uow.sessions.revoke_client(client, now)
+                await uow.commit()
+            return had_session
+        if token is None:
+            raise NotLoggedIn
+        claims = self._tokens.decode(token, client, now)
+        async with self._uow() as uow:
+            found = await uow.sessions.find(claims.jti)
+            if found is None:
+                raise NotLoggedIn("Your session is not valid.")
+            self._check_record(found, client, token, now)
+            await uow.sessions.revoke(claims.jti, now)
+            await uow.commit()
+        return True
+
+    async def current_user(self, client: Client) -> User:
         """The user logged in to this chat; `AuthenticationError` when nobody is."""
+        if client.kind is not ClientKind.CHAT:
+            raise NotLoggedIn
         now = self._now()
         # Every command starts here: one statement, outside a transaction (bench/NOTES.md).
         async with self._uow() as uow:
             await uow.autocommit()
-            found = await uow.sessions.latest_for_chat(chat_id)
+            found = await uow.sessions.latest_for_client(client)
         if found is None:
-            raise AuthenticationError("You are not logged in.")
-        session, user = found
-        claims = self._tokens.decode(session.token, chat_id, now)
-        if claims.jti != session.jti or claims.user_id != session.user_id:
-            raise AuthenticationError("Your session is not valid.")
-        return user
+            raise NotLoggedIn
+        self._check_record(found, client, found.session.token, now)
+        return found.user
+
+    async def authenticate(self, token: str, client: Client) -> User:
+        """The user of an API bearer token: its signature, algorithm, expiry and client kind
+        are checked, then its session (not revoked, not ended with the session it came from).
+        `AuthenticationError` (`NotLoggedIn`, `SessionExpired`) otherwise."""
+        now = self._now()
+        claims = self._tokens.decode(token, client, now)
+        async with self._uow() as uow:
+            await uow.autocommit()
+            found = await uow.sessions.find(claims.jti)
+        if found is None:
+            raise NotLoggedIn("Your session is not valid.")
+        self._check_record(found, client, token, now)
+        return found.user
+
+    def _new_session(
+        self,
+        user: User,
+        client: Client,
+        now: datetime,
+        *,
+        parent: Session | None = None,
+        expires_at: datetime | None = None,
+    ) -> Session:
+        token, claims = self._tokens.issue(user.id, client, now, expires_at=expires_at)
+        return Session(
+            jti=claims.jti,
+            user_id=user.id,
+            client_kind=client.kind,
+            client_key=client.binding,
+            token=token,
+            issued_at=now,
+            expires_at=claims.expires_at,
+            parent_jti=parent.jti if parent else None,
+        )
+
+    def _check_record(
+        self, found: SessionRecord, client: Client, token: str, now: datetime
+    ) -> Session:
+        """The session behind `token`, if it may act for `client` now; raises otherwise."""
+        session = found.session
+        claims = self._tokens.decode(token, client, now)
+        if (
+            claims.jti != session.jti
+            or claims.user_id != session.user_id
+            or session.client_kind is not client.kind
+            or session.client_key != client.binding
+        ):
+            raise NotLoggedIn("Your session is not valid.")
+        if session.revoked_at is not None or session.expires_at <= now:
+            raise SessionExpired
+        if session.parent_jti is not None:
+            parent = found.parent
+            if parent is None or parent.revoked_at is not None or parent.expires_at <= now:
+                raise SessionExpired
+        return session
 
     # -- password reset ---------------------------------------------------------------
 
-    async def request_reset(self, raw_email: str) -> None:
+    async def request_reset(self, raw_email: str, client: Client) -> None:
         """Emails a reset code to a verified address; answers the same for any address."""
         email = normalise_email(raw_email)
         async with self._uow() as uow:
@@ -218,35 +322,53 @@ class AccountService:
             await self._record(uow, PasswordResetRequested(user, code, expires))
             await uow.commit()
 
-    async def check_reset_code(self, code: str, chat_id: int) -> str:
+    async def check_reset_code(self, code: str, client: Client) -> str:
         """Returns a handle (the code's hash) for `reset_password`; the code stays unused."""
         token_hash = hash_secret(normalise_code(code))
+        keys = [_client_key("reset", client)]
         async with self._uow() as uow:
-            await self._check_throttle(uow, [_chat_key("reset", chat_id)])
+            await self._check_throttle(uow, keys)
             token = await self._usable_token(uow, {token_hash}, TokenPurpose.RESET_PASSWORD)
             if token is None:
-                await self._record_failure(uow, [_chat_key("reset", chat_id)])
-                raise InvalidToken("That reset code is wrong, used or expired. Try /reset again.")
+                await self._record_failure(uow, keys)
+                raise InvalidToken(TokenPurpose.RESET_PASSWORD)
         return token_hash
 
-    async def reset_password(self, token_hash: str, new_password: str) -> None:
+    async def reset_password(self, handle: str, new_password: str) -> None:
         """Sets the new password and ends every session of the account."""
         check_password_rules(new_password)
         hashed = await self._hasher.hash(new_password)
         now = self._now()
         async with self._uow() as uow:
-            token = await self._usable_token(uow, {token_hash}, TokenPurpose.RESET_PASSWORD)
+            token = await self._usable_token(uow, {handle}, TokenPurpose.RESET_PASSWORD)
             if token is None:
-                raise InvalidToken("That reset code is wrong, used or expired. Try /reset again.")
+                raise InvalidToken(TokenPurpose.RESET_PASSWORD)
             await uow.users.set_password(token.user_id, hashed)
             await uow.tokens.use_all(token.user_id, TokenPurpose.RESET_PASSWORD, now)
             await uow.sessions.revoke_user(token.user_id, now)
             await uow.commit()
 
+    async def confirm_reset(
+        self, raw_email: str, code: str, new_password: str, client: Client
+    ) -> None:
+        """The reset in one call (the API's): the code must be one sent to `raw_email`."""
+        email = normalise_email(raw_email)
+        check_password_rules(new_password)
+        handle = await self.check_reset_code(code, client)
+        async with self._uow() as uow:
+            await uow.autocommit()
+            token = await uow.tokens.get(handle)
+            user = await uow.users.get_by_email(email)
+        if token is None or user is None or token.user_id != user.id:
+            async with self._uow() as uow:
+                await self._record_failure(uow, [_client_key("reset", client)])
+            raise InvalidToken(TokenPurpose.RESET_PASSWORD)
+        await self.reset_password(handle, new_password)
+
     # -- shared -----------------------------------------------------------------------
 
     async def _record(self, uow: UnitOfWork, event: Event) -> None:
-        await uow.outbox.add(email_for(event, self._now(), verify_link_base=self.verify_link_base))
+        await uow.outbox.add(email_for(event, self._now(), verify_links=self._verify_links))
 
     async def _may_email(self, uow: UnitOfWork, user: User, purpose: TokenPurpose) -> bool:
         since = self._now() - timedelta(hours=1)
@@ -278,12 +400,7 @@ class AccountService:
                 wait = (oldest or since) + self._limits.attempt_window - self._now()
                 # The oldest failure still counts at the very end of its window: waiting
                 # `retry_after` seconds must be enough, so round up past it.
-                retry_after = max(1, int(wait.total_seconds()) + 1)
-                minutes = max(1, round(retry_after / 60))
-                raise Throttled(
-                    f"Too many failed attempts. Try again in {minutes} minute(s).",
-                    retry_after=retry_after,
-                )
+                raise Throttled(retry_after=max(1, int(wait.total_seconds()) + 1))
 
     async def _record_failure(self, uow: UnitOfWork, keys: list[str]) -> None:
         now = self._now()
@@ -292,5 +409,5 @@ class AccountService:
         await uow.commit()
 
 
-def _chat_key(action: str, chat_id: int) -> str:
-    return f"{action}:chat:{chat_id}"
+def _client_key(action: str, client: Client) -> str:
+    return f"{action}:{client.kind}:{client.key}"

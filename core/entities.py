@@ -58,17 +58,60 @@ class Page(Generic[T]):
         return self.offset + len(self.items) < self.total
 
 
+class ClientKind(enum.StrEnum):
+    """The edge a request comes through; a session works only through the kind that made it."""
+
+    CHAT = "chat"
+    API = "api"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is calling, as the edge knows it: a Telegram chat, or a caller of the HTTP API.
+
+    `key` is the chat id for a chat (a chat session is bound to that chat), and the network
+    address for the API (used only to throttle guesses: API sessions are not bound to it).
+    """
+
+    kind: ClientKind
+    key: str
+
+    @classmethod
+    def chat(cls, chat_id: int) -> Client:
+        return cls(ClientKind.CHAT, str(chat_id))
+
+    @classmethod
+    def api(cls, address: str) -> Client:
+        return cls(ClientKind.API, address)
+
+    @property
+    def chat_id(self) -> int:
+        if self.kind is not ClientKind.CHAT:
+            raise ValueError(f"a {self.kind} client has no chat")
+        return int(self.key)
+
+    @property
+    def binding(self) -> str | None:
+        """What a session of this client is bound to besides its kind: the chat; None for
+        the API."""
+        return self.key if self.kind is ClientKind.CHAT else None
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A login of one user in one chat; the JWT names it by `jti`."""
+    """A login of one user through one client; the JWT names it by `jti`."""
 
     jti: str
     user_id: UUID
-    chat_id: int
+    client_kind: ClientKind
+    client_key: str | None
+    """The chat a chat session is bound to; None for an API session."""
     token: str
     issued_at: datetime
     expires_at: datetime
     revoked_at: datetime | None = None
+    parent_jti: str | None = None
+    """A session opened from another one (the Mini App's, from its chat's): it ends with it."""
 
 
 class TokenPurpose(enum.StrEnum):

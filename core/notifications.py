@@ -6,6 +6,8 @@ Only the verification email goes to an unverified address; callers check `wants_
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,14 +26,33 @@ from core.text import file_name
 MESSAGE_ID_DOMAIN = "snippetvault"
 
 
+@dataclass(frozen=True, slots=True)
+class VerificationLinks:
+    """Where a verification payload can be opened: in the chat app, and on the web."""
+
+    chat: str
+    web: str | None = None
+
+
+VerifyLinks = Callable[[str], VerificationLinks]
+"""Builds the links of a verification payload; the edges know their addresses, core does not
+(the composition root passes one in)."""
+
+
+def no_links(payload: str) -> VerificationLinks:
+    """For use cases that send no verification email."""
+    return VerificationLinks(chat="")
+
+
 def wants_email(user: User, kind: EmailKind) -> bool:
     return user.is_verified or kind is EmailKind.VERIFY_EMAIL
 
 
-def email_for(event: Event, now: datetime, *, verify_link_base: str = "") -> OutgoingEmail:
-    """The email an event sends; `verify_link_base` (`https://t.me/<bot>`) is needed only by
-    the verification email."""
-    kind, user, context = _describe(event, verify_link_base)
+def email_for(
+    event: Event, now: datetime, *, verify_links: VerifyLinks = no_links
+) -> OutgoingEmail:
+    """The email an event sends; `verify_links` is needed only by the verification email."""
+    kind, user, context = _describe(event, verify_links)
     email_id = uuid.uuid4()
     return OutgoingEmail(
         id=email_id,
@@ -43,11 +64,13 @@ def email_for(event: Event, now: datetime, *, verify_link_base: str = "") -> Out
     )
 
 
-def _describe(event: Event, verify_link_base: str) -> tuple[EmailKind, User, dict[str, Any]]:
+def _describe(event: Event, verify_links: VerifyLinks) -> tuple[EmailKind, User, dict[str, Any]]:
     match event:
         case UserSignedUp(user=user, verify_code=code, verify_payload=payload, expires_at=exp):
-            link = f"{verify_link_base}?start={payload}"
-            context = {"link": link, "code": code, "expires_at": exp.isoformat()}
+            links = verify_links(payload)
+            context = {"link": links.chat, "code": code, "expires_at": exp.isoformat()}
+            if links.web:
+                context["web_link"] = links.web
             return EmailKind.VERIFY_EMAIL, user, context
         case UserLoggedIn(user=user, at=at):
             return EmailKind.LOGIN_ALERT, user, {"at": at.isoformat()}

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 from uuid import UUID
 
 from core.entities import (
     ChatFlow,
+    Client,
     OneTimeToken,
     OutboxItem,
     OutgoingEmail,
@@ -30,6 +31,11 @@ T = TypeVar("T")
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware (UTC)."""
+
+
+def utc_now() -> datetime:
+    """The real `Clock`; tests hand the composition root one of their own."""
+    return datetime.now(UTC)
 
 
 class UserRepository(Protocol):
@@ -70,18 +76,31 @@ class SnippetRepository(Protocol):
     async def delete(self, snippet_id: UUID) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session with what judging it needs, read together in one statement."""
+
+    session: Session
+    user: User
+    parent: Session | None = None
+    """The session it was opened from (`Session.parent_jti`), if any and still stored."""
+
+
 class SessionRepository(Protocol):
     async def add(self, session: Session) -> None: ...
 
-    async def get(self, jti: str) -> Session | None: ...
+    async def find(self, jti: str) -> SessionRecord | None:
+        """The session named by a token, its user and its parent (every API call reads it)."""
 
-    async def latest_for_chat(self, chat_id: int) -> tuple[Session, User] | None:
-        """The newest session of the chat that is not revoked (it may have expired), and its
-        user, read together in one statement (every command checks the session first)."""
+    async def latest_for_client(self, client: Client) -> SessionRecord | None:
+        """The newest session bound to the client (its kind and `Client.binding`) that is not
+        revoked (it may have expired), with its user: every chat command checks it first."""
 
     async def revoke(self, jti: str, at: datetime) -> None: ...
 
-    async def revoke_chat(self, chat_id: int, at: datetime) -> None: ...
+    async def revoke_client(self, client: Client, at: datetime) -> None:
+        """Revokes every session bound to a chat client. API sessions are bound to no
+        caller, so an API client is refused (`ValueError`): revoke those by `jti`."""
 
     async def revoke_user(self, user_id: UUID, at: datetime) -> None: ...
 
@@ -171,10 +190,8 @@ class OutboxQueue(Protocol):
         worker takes them meanwhile (`FOR UPDATE SKIP LOCKED` on Postgres).
         """
 
-    async def mark_sent(self, email_id: UUID, at: datetime) -> None: ...
-
     async def mark_all_sent(self, email_ids: Sequence[UUID], at: datetime) -> None:
-        """`mark_sent` for a whole batch, in one statement."""
+        """Records a batch as sent, in one statement."""
 
     async def retry_later(self, email_id: UUID, error: str, at: datetime) -> None:
         """Back to pending, due at `at`."""
@@ -220,18 +237,20 @@ class SnippetCache(Protocol):
 
     async def get_snippet(self, snippet_id: UUID) -> CacheRead[Snippet]: ...
 
-    async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None: ...
+    async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
+        """Stores the snippet, and its owner's ref to it, unless the ticket's key (the
+        snippet's own, or its owner's list) was forgotten after the ticket was taken."""
 
-    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
-        """The snippet behind an owner's ref, in one read of the backend.
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet]:
+        """The snippet behind an owner's ref, in one read of the backend: its value, or None
+        on a miss, with the ticket for `put_snippet` of what the database then holds.
 
-        None when the cache does not know the ref (or is unreachable): read the snippet from
-        the database, then `put_ref`. Otherwise the read of `snippet:<id>`: its value, or None
-        on a miss with the ticket for `put_snippet`. Refs never change meaning, so the ref
-        itself needs no ticket; the snippet behind it may be gone (a delete keeps the ref).
+        When the cache knows the ref, the ticket is that of `snippet:<id>`; when it does not
+        (the first read), that of the owner's list: every change of a snippet forgets its
+        owner's list too, so that ticket guards the snippet as well, and the first read
+        fills `snippet:<id>` race-free. Refs never change meaning; the snippet behind one may
+        be gone (a delete keeps the ref).
         """
-
-    async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None: ...
 
     async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]: ...
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from uuid import UUID
 import bcrypt
 import jwt
 
-from core.errors import AuthenticationError, SessionExpired, ValidationError
+from core.entities import Client, ClientKind
+from core.errors import NotLoggedIn, PasswordTooLong, PasswordTooShort, SessionExpired
 
 BCRYPT_ROUNDS = 12
 MIN_PASSWORD_CHARS = 8
@@ -33,12 +33,9 @@ CODE_LENGTH = 8
 
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD_CHARS:
-        raise ValidationError(f"The password needs at least {MIN_PASSWORD_CHARS} characters.")
+        raise PasswordTooShort(MIN_PASSWORD_CHARS)
     if len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise ValidationError(
-            f"The password is too long: at most {MAX_PASSWORD_BYTES} bytes "
-            "(emoji and accented letters count as several)."
-        )
+        raise PasswordTooLong(MAX_PASSWORD_BYTES)
 
 
 def default_hashing_threads() -> int:
@@ -79,41 +76,55 @@ class PasswordHasher:
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     user_id: UUID
-    chat_id: int
+    client: str
+    """`client_claim` of the client the session is bound to: `chat:<id>`, or `api`."""
     jti: str
     issued_at: datetime
     expires_at: datetime
 
 
-class SessionTokens:
-    """HS256 JWTs that name a user, a chat and a session id; the algorithm is pinned."""
+def client_claim(client: Client) -> str:
+    """What a token names as its client: the chat for a chat session; only the kind for an API
+    session (a caller's address changes, the session stays)."""
+    if client.kind is ClientKind.CHAT:
+        return f"{ClientKind.CHAT}:{client.key}"
+    return str(client.kind)
 
-    REQUIRED = ("exp", "iat", "sub", "jti", "chat")
+
+class SessionTokens:
+    """HS256 JWTs that name a user, a client and a session id; the algorithm is pinned."""
+
+    REQUIRED = ("exp", "iat", "sub", "jti", "client")
 
     def __init__(self, secret: str, ttl: timedelta) -> None:
         self._secret = secret
         self.ttl = ttl
 
-    def issue(self, user_id: UUID, chat_id: int, now: datetime) -> tuple[str, TokenClaims]:
+    def issue(
+        self, user_id: UUID, client: Client, now: datetime, *, expires_at: datetime | None = None
+    ) -> tuple[str, TokenClaims]:
+        """A new token; it expires after `ttl`, or at `expires_at` when that comes first."""
+        ends = now + self.ttl if expires_at is None else min(expires_at, now + self.ttl)
         claims = TokenClaims(
             user_id=user_id,
-            chat_id=chat_id,
+            client=client_claim(client),
             jti=secrets.token_urlsafe(16),
             issued_at=now,
-            expires_at=now + self.ttl,
+            expires_at=ends,
         )
         payload: dict[str, Any] = {
             "sub": str(user_id),
-            "chat": chat_id,
+            "client": claims.client,
             "jti": claims.jti,
             "iat": int(now.timestamp()),
             "exp": int(claims.expires_at.timestamp()),
         }
         return jwt.encode(payload, self._secret, algorithm=JWT_ALGORITHM), claims
 
-    def decode(self, token: str, chat_id: int, now: datetime) -> TokenClaims:
-        """Raises `SessionExpired` for an expired token, `AuthenticationError` for any other
-        fault: wrong signature or algorithm, missing claim, or a token of another chat."""
+    def decode(self, token: str, client: Client, now: datetime) -> TokenClaims:
+        """Raises `SessionExpired` for an expired token, `NotLoggedIn` for any other fault:
+        wrong signature or algorithm, missing claim, or a token of another client (another
+        chat, or the other kind: a chat's token used on the API and the other way round)."""
         try:
             payload = jwt.decode(
                 token,
@@ -128,19 +139,19 @@ class SessionTokens:
                 },
             )
         except jwt.InvalidTokenError:
-            raise AuthenticationError("Your session is not valid.") from None
+            raise NotLoggedIn("Your session is not valid.") from None
         try:
             claims = TokenClaims(
                 user_id=UUID(str(payload["sub"])),
-                chat_id=int(payload["chat"]),
+                client=str(payload["client"]),
                 jti=str(payload["jti"]),
                 issued_at=datetime.fromtimestamp(int(payload["iat"]), tz=now.tzinfo),
                 expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=now.tzinfo),
             )
         except (ValueError, TypeError, OverflowError):
-            raise AuthenticationError("Your session is not valid.") from None
-        if claims.chat_id != chat_id:
-            raise AuthenticationError("This session belongs to another chat.")
+            raise NotLoggedIn("Your session is not valid.") from None
+        if claims.client != client_claim(client):
+            raise NotLoggedIn("This session belongs to another client.")
         if claims.expires_at <= now:
             raise SessionExpired("Your session has expired.")
         return claims
@@ -163,7 +174,3 @@ def new_link_payload() -> str:
 def hash_secret(value: str) -> str:
     """One-time secrets are stored as SHA-256: they are random, so no salt or stretching."""
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def same_secret(left: str, right: str) -> bool:
-    return hmac.compare_digest(left.encode(), right.encode())

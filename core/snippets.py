@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from uuid import UUID
 
 from core.entities import Page, Snippet, SnippetSummary, User
-from core.errors import NotFound, ValidationError
+from core.errors import BadRef, EmptySearch, NotFound, SearchTooLong
 from core.events import Event, SnippetCreated, SnippetDeleted, SnippetRetrieved
 from core.notifications import email_for, wants_email
 from core.ports import (
@@ -25,6 +26,8 @@ from core.ports import (
 from core.text import check_code, clean_title, decode_file, detect_language
 
 MAX_REF = 2**31 - 1
+SnippetKey = int | UUID
+"""How an owner names a snippet: its short ref (`3`, what people type), or its id (the API)."""
 MAX_SEARCH_CHARS = 200
 
 
@@ -36,7 +39,7 @@ class Saved:
 
 
 def parse_ref(raw: str) -> int:
-    """`3`, `#3` → 3. Anything else is a `ValidationError` a person can act on."""
+    """`3`, `#3` → 3. Anything else is `BadRef`."""
     text = raw.strip().removeprefix("#")
     if (
         not text.isascii()
@@ -45,9 +48,7 @@ def parse_ref(raw: str) -> int:
         or len(text) > len(str(MAX_REF))
         or not 0 < int(text) <= MAX_REF
     ):
-        raise ValidationError(
-            f"“{raw.strip()[:20]}” is not a snippet number. Send /list to see yours."
-        )
+        raise BadRef(raw)
     return int(text)
 
 
@@ -100,31 +101,31 @@ class SnippetService:
         code = decode_file(data, self.max_snippet_bytes)
         return await self.create(owner, title or filename, code, filename=filename)
 
-    async def get(self, owner: User, ref: int) -> Saved:
+    async def get(self, owner: User, key: SnippetKey) -> Saved:
         """The snippet, and its code queued as an email to the owner."""
-        read = await self._cache.get_by_ref(owner.id, ref)
-        cached = _cached(read, owner, ref)
+        read = await self._read(owner, key)
+        cached = _cached(read, owner, key)
         async with self._uow() as uow:
             # The read (on a miss) and the email's INSERT need not be one transaction: the
             # email holds what was read, and a failed INSERT leaves nothing to undo.
             await uow.autocommit()
-            snippet = cached or await self._load(uow, owner, ref)
+            snippet = cached or await self._load(uow, owner, key)
             emailed = await self._notify(uow, owner, SnippetRetrieved(owner, snippet))
             await uow.commit()
         if cached is None:
-            await self._fill(owner, ref, snippet, read)
+            await self._cache.put_snippet(snippet, read.ticket)
         return Saved(snippet, emailed)
 
-    async def view(self, owner: User, ref: int) -> Snippet:
+    async def view(self, owner: User, key: SnippetKey) -> Snippet:
         """The snippet without emailing it (for previews and confirmations)."""
-        read = await self._cache.get_by_ref(owner.id, ref)
-        snippet = _cached(read, owner, ref)
+        read = await self._read(owner, key)
+        snippet = _cached(read, owner, key)
         if snippet is not None:
             return snippet
         async with self._uow() as uow:
             await uow.autocommit()
-            snippet = await self._load(uow, owner, ref)
-        await self._fill(owner, ref, snippet, read)
+            snippet = await self._load(uow, owner, key)
+        await self._cache.put_snippet(snippet, read.ticket)
         return snippet
 
     async def list(self, owner: User, offset: int, limit: int) -> Page[SnippetSummary]:
@@ -145,65 +146,72 @@ class SnippetService:
     async def search(self, owner: User, text: str, offset: int, limit: int) -> Page[SnippetSummary]:
         query = " ".join(text.split())
         if not query:
-            raise ValidationError("Tell me what to look for, e.g. /search quicksort")
+            raise EmptySearch
         if len(query) > MAX_SEARCH_CHARS:
-            raise ValidationError(f"Search for at most {MAX_SEARCH_CHARS} characters.")
+            raise SearchTooLong(MAX_SEARCH_CHARS)
         async with self._uow() as uow:
             await uow.autocommit()
             return await uow.snippets.search(owner.id, query, offset, limit)
 
     async def edit(
-        self, owner: User, ref: int, code: str, *, language_hint: str | None = None
+        self, owner: User, key: SnippetKey, code: str, *, language_hint: str | None = None
     ) -> Snippet:
         """Replaces the code; the language stays unless a fence names a new one."""
-        code = check_code(code, self.max_snippet_bytes)
+        return await self.update(owner, key, code=code, language=language_hint)
+
+    async def rename(self, owner: User, key: SnippetKey, title: str) -> Snippet:
+        return await self.update(owner, key, title=title)
+
+    async def update(
+        self,
+        owner: User,
+        key: SnippetKey,
+        *,
+        title: str | None = None,
+        code: str | None = None,
+        language: str | None = None,
+    ) -> Snippet:
+        """Changes what is given and keeps the rest. A language is a name or alias; one that
+        names nothing known is detected from the code instead."""
+        title = clean_title(title) if title is not None else None
+        code = check_code(code, self.max_snippet_bytes) if code is not None else None
         async with self._uow() as uow:
-            snippet = await self._load(uow, owner, ref)
-            language = (
-                detect_language(code, hint=language_hint) if language_hint else snippet.language
+            snippet = await self._load(uow, owner, key)
+            new_code = snippet.code if code is None else code
+            snippet = replace(
+                snippet,
+                title=snippet.title if title is None else title,
+                code=new_code,
+                language=snippet.language
+                if language is None
+                else detect_language(new_code, hint=language),
+                updated_at=self._now(),
             )
-            snippet = replace(snippet, code=code, language=language, updated_at=self._now())
             await uow.snippets.update(snippet)
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
         return snippet
 
-    async def rename(self, owner: User, ref: int, title: str) -> Snippet:
-        title = clean_title(title)
+    async def delete(self, owner: User, key: SnippetKey) -> Saved:
         async with self._uow() as uow:
-            snippet = await self._load(uow, owner, ref)
-            snippet = replace(snippet, title=title, updated_at=self._now())
-            await uow.snippets.update(snippet)
-            await uow.commit()
-        await self._cache.forget_snippet(owner.id, snippet.id)
-        return snippet
-
-    async def delete(self, owner: User, ref: int) -> Saved:
-        async with self._uow() as uow:
-            snippet = await self._load(uow, owner, ref)
+            snippet = await self._load(uow, owner, key)
             await uow.snippets.delete(snippet.id)
             emailed = await self._notify(uow, owner, SnippetDeleted(owner, snippet))
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
         return Saved(snippet, emailed)
 
-    async def _fill(
-        self, owner: User, ref: int, snippet: Snippet, read: CacheRead[Snippet] | None
-    ) -> None:
-        """Caches what a miss read from the database: first the ref, then (on the next miss,
-        whose ticket was taken before its read) the snippet itself."""
-        if read is None:
-            await self._cache.put_ref(owner.id, ref, snippet.id)
-        else:
-            # The ticket names `snippet:<id>` of the id the cached ref gave; `put_snippet`
-            # stores nothing if that is not this snippet's key or it changed since.
-            await self._cache.put_snippet(snippet, read.ticket)
+    async def _read(self, owner: User, key: SnippetKey) -> CacheRead[Snippet]:
+        if isinstance(key, UUID):
+            return await self._cache.get_snippet(key)
+        return await self._cache.get_by_ref(owner.id, key)
 
-    async def _load(self, uow: UnitOfWork, owner: User, ref: int) -> Snippet:
-        snippet = await uow.snippets.get_by_ref(owner.id, ref)
-        if snippet is None or snippet.owner_id != owner.id:
-            raise NotFound(_not_found(ref))
-        return snippet
+    async def _load(self, uow: UnitOfWork, owner: User, key: SnippetKey) -> Snippet:
+        if isinstance(key, UUID):
+            snippet = await uow.snippets.get(key)
+        else:
+            snippet = await uow.snippets.get_by_ref(owner.id, key)
+        return _owned(snippet, owner, key)
 
     async def _notify(self, uow: UnitOfWork, owner: User, event: Event) -> bool:
         email = email_for(event, self._now())
@@ -213,18 +221,12 @@ class SnippetService:
         return True
 
 
-def _cached(read: CacheRead[Snippet] | None, owner: User, ref: int) -> Snippet | None:
+def _cached(read: CacheRead[Snippet], owner: User, key: SnippetKey) -> Snippet | None:
     """The snippet a cache read found; None on a miss (the caller reads the database)."""
-    if read is None or read.value is None:
-        return None
-    return _owned(read.value, owner, ref)
+    return None if read.value is None else _owned(read.value, owner, key)
 
 
-def _owned(snippet: Snippet, owner: User, ref: int) -> Snippet:
-    if snippet.owner_id != owner.id or snippet.ref != ref:
-        raise NotFound(_not_found(ref))
+def _owned(snippet: Snippet | None, owner: User, key: SnippetKey) -> Snippet:
+    if snippet is None or snippet.owner_id != owner.id or key not in (snippet.ref, snippet.id):
+        raise NotFound(key)
     return snippet
-
-
-def _not_found(ref: int) -> str:
-    return f"There is no snippet {ref} among yours. Send /list to see them."

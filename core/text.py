@@ -18,7 +18,7 @@ from pygments.lexers import (
 )
 from pygments.util import ClassNotFound
 
-from core.errors import NotText, SnippetTooLarge, ValidationError
+from core.errors import BadTitle, NoCode, NotText, SnippetTooLarge, ValidationError
 
 MAX_TITLE_CHARS = 200
 PLAIN_TEXT = "Text"
@@ -44,9 +44,9 @@ def clean_title(title: str) -> str:
     """One line, no control characters (a title ends up in email subjects and headers)."""
     flat = " ".join("".join(" " if _is_control(ch) else ch for ch in title).split())
     if not flat:
-        raise ValidationError("The snippet needs a title.")
+        raise BadTitle("The snippet needs a title.")
     if len(flat) > MAX_TITLE_CHARS:
-        raise ValidationError(
+        raise BadTitle(
             f"The title is too long ({len(flat)} characters; at most {MAX_TITLE_CHARS})."
         )
     return flat
@@ -66,7 +66,7 @@ def unwrap_fence(text: str) -> Fenced:
 
 def check_code(code: str, max_bytes: int) -> str:
     if not code.strip():
-        raise ValidationError("There is no code to save.")
+        raise NoCode("There is no code to save.")
     if "\x00" in code:
         raise NotText("The code contains NUL bytes; that looks like a binary file, not text.")
     size = len(code.encode("utf-8", errors="surrogatepass"))

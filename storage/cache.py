@@ -66,18 +66,11 @@ def generation_key(key: str) -> str:
     return f"{key}{GENERATION_KEY_SUFFIX}"
 
 
-class CacheUnavailable(Exception):
-    """Raised by `ping()` only; every other method swallows backend failures."""
-
-
 class ManagedSnippetCache(SnippetCache, Protocol):
     """A snippet cache with the lifecycle the composition root needs."""
 
     backend: str
     """"redis" or "memory", for `snippetvault check`."""
-
-    async def ping(self) -> None:
-        """Returns when the backend answers; raises `CacheUnavailable` otherwise."""
 
     async def close(self) -> None: ...
 
@@ -195,14 +188,27 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 
-# KEYS: the ref key. ARGV: the snippet key prefix, the generation key suffix. Returns false for
-# an unknown ref, else {id, value, generation}: the ref and the snippet in one round trip.
-# It reads keys it derives itself, which a single Redis allows (Redis Cluster would not).
+# KEYS: the snippet's key, the generation key of the ticket (the snippet's or its owner's
+# list's), the owner's ref key. ARGV: expected generation ("" = none yet), value, TTL, the id.
+_PUT_SNIPPET_IF_UNCHANGED = """
+local current = redis.call('GET', KEYS[2])
+if current == false then current = '' end
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[3])
+return 1
+"""
+
+# KEYS: the ref key, the generation key of the owner's list. ARGV: the snippet key prefix, the
+# generation key suffix. Returns {id, value, generation, list generation}: the ref and the
+# snippet in one round trip (id false for an unknown ref). It reads keys it derives itself,
+# which a single Redis allows (Redis Cluster would not).
 _GET_BY_REF = """
+local list_generation = redis.call('GET', KEYS[2])
 local id = redis.call('GET', KEYS[1])
-if not id then return false end
+if not id then return {false, false, false, list_generation} end
 local key = ARGV[1] .. id
-return {id, redis.call('GET', key), redis.call('GET', key .. ARGV[2])}
+return {id, redis.call('GET', key), redis.call('GET', key .. ARGV[2]), list_generation}
 """
 
 
@@ -249,6 +255,7 @@ class RedisSnippetCache:
         self._ttl = ttl_seconds
         self._breaker = _CircuitBreaker(retry_after_seconds)
         self._put_if_unchanged = client.register_script(_PUT_IF_UNCHANGED)
+        self._put_snippet_if_unchanged = client.register_script(_PUT_SNIPPET_IF_UNCHANGED)
         self._get_by_ref = client.register_script(_GET_BY_REF)
         # Invalidations that could not reach Redis; sent first once it answers again, so an
         # edit made during an outage does not leave the old value cached.
@@ -258,29 +265,38 @@ class RedisSnippetCache:
         return await self._read(snippet_key(snippet_id), decode_snippet)
 
     async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
-        await self._write(snippet_key(snippet.id), encode_snippet(snippet), ticket)
-
-    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
-        raw: list[Any] | None = await self._call(
-            lambda: self._get_by_ref(
-                keys=[ref_key(owner_id, ref)], args=[SNIPPET_KEY_PREFIX, GENERATION_KEY_SUFFIX]
+        key = snippet_key(snippet.id)
+        if ticket.key not in (key, list_key(snippet.owner_id)) or (
+            ticket.generation == _NEVER_MATCHES
+        ):
+            return
+        await self._call(
+            lambda: self._put_snippet_if_unchanged(
+                keys=[key, generation_key(ticket.key), ref_key(snippet.owner_id, snippet.ref)],
+                args=[ticket.generation or "", encode_snippet(snippet), self._ttl, str(snippet.id)],
             ),
             None,
         )
-        if not raw:
-            return None
-        raw_id, value, generation = raw
+
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet]:
+        owner_list = list_key(owner_id)
+        raw: list[Any] | None = await self._call(
+            lambda: self._get_by_ref(
+                keys=[ref_key(owner_id, ref), generation_key(owner_list)],
+                args=[SNIPPET_KEY_PREFIX, GENERATION_KEY_SUFFIX],
+            ),
+            None,
+        )
+        if raw is None:
+            return CacheRead(None, CacheTicket(owner_list, _NEVER_MATCHES))
+        raw_id, value, generation, list_generation = raw
         try:
             snippet_id = UUID(_text(raw_id))
         except (ValueError, TypeError):
-            return None  # damaged: the ref is read from the database and cached anew
+            # Unknown (or damaged): read from the database, and cached under the list's ticket.
+            return CacheRead(None, CacheTicket(owner_list, _text(list_generation)))
         key = snippet_key(snippet_id)
         return CacheRead(_decoded(decode_snippet, value), CacheTicket(key, _text(generation)))
-
-    async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None:
-        await self._call(
-            lambda: self._redis.set(ref_key(owner_id, ref), str(snippet_id), ex=self._ttl), None
-        )
 
     async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]:
         return await self._read(list_key(owner_id), decode_list)
@@ -293,12 +309,6 @@ class RedisSnippetCache:
 
     async def forget_list(self, owner_id: UUID) -> None:
         await self._forget([list_key(owner_id)])
-
-    async def ping(self) -> None:
-        try:
-            await self._redis.ping()
-        except (RedisError, OSError, TimeoutError) as error:
-            raise CacheUnavailable(f"Redis is unreachable: {error}") from error
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -394,20 +404,23 @@ class MemorySnippetCache:
         return self._read(snippet_key(snippet_id))
 
     async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
-        self._write(snippet_key(snippet.id), snippet, ticket)
+        if ticket.key in (snippet_key(snippet.id), list_key(snippet.owner_id)) and self._write(
+            snippet_key(snippet.id), snippet, ticket
+        ):
+            self._set(ref_key(snippet.owner_id, snippet.ref), snippet.id)
 
-    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet]:
         snippet_id: UUID | None = self._get(ref_key(owner_id, ref))
-        return None if snippet_id is None else self._read(snippet_key(snippet_id))
-
-    async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None:
-        self._set(ref_key(owner_id, ref), snippet_id)
+        if snippet_id is None:
+            return CacheRead(None, CacheTicket(list_key(owner_id), str(self._epoch)))
+        return self._read(snippet_key(snippet_id))
 
     async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]:
         return self._read(list_key(owner_id))
 
     async def put_list(self, owner_id: UUID, value: CachedList, ticket: CacheTicket) -> None:
-        self._write(list_key(owner_id), value, ticket)
+        if ticket.key == list_key(owner_id):
+            self._write(list_key(owner_id), value, ticket)
 
     async def forget_snippet(self, owner_id: UUID, snippet_id: UUID) -> None:
         self._forget(snippet_key(snippet_id), list_key(owner_id))
@@ -415,21 +428,21 @@ class MemorySnippetCache:
     async def forget_list(self, owner_id: UUID) -> None:
         self._forget(list_key(owner_id))
 
-    async def ping(self) -> None:
-        return None
-
     async def close(self) -> None:
         self._values.clear()
 
     def _read(self, key: str) -> CacheRead[Any]:
         return CacheRead(self._get(key), CacheTicket(key, str(self._epoch)))
 
-    def _write(self, key: str, value: Any, ticket: CacheTicket) -> None:
-        if ticket.key != key or not (ticket.generation or "").isdigit():
-            return
-        if self._stamps.get(key, self._stamp_floor) > int(ticket.generation or 0):
-            return  # forgotten after the ticket was taken
+    def _write(self, key: str, value: Any, ticket: CacheTicket) -> bool:
+        """Stores under `key` unless the ticket's key was forgotten after it was taken (the
+        caller checks that the ticket's key guards `key`)."""
+        if not (ticket.generation or "").isdigit():
+            return False
+        if self._stamps.get(ticket.key, self._stamp_floor) > int(ticket.generation or 0):
+            return False  # forgotten after the ticket was taken
         self._set(key, value)
+        return True
 
     def _forget(self, *keys: str) -> None:
         self._epoch += 1

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.ports import Clock, OutboxQueue, UnitOfWork, UnitOfWorkFactory
+from core.ports import Clock, OutboxQueue, UnitOfWork, UnitOfWorkFactory, utc_now
 from core.settings import Settings
 from storage.engine import (
     CHECKOUT_TIMEOUT_SECONDS,
@@ -19,10 +17,6 @@ from storage.engine import (
 from storage.errors import unavailable_as_domain_error
 from storage.outbox import FailedEmail, SqlOutboxQueue
 from storage.uow import SqlAlchemyUnitOfWork
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Database:

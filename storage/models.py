@@ -102,11 +102,20 @@ class SessionRow(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    chat_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    client_kind: Mapped[str] = mapped_column(sa.String(16))
+    """`core.entities.ClientKind`: the edge the session works through."""
+    client_key: Mapped[str | None] = mapped_column(sa.String(64))
+    """The chat a chat session is bound to; NULL for an API session."""
     token: Mapped[str] = mapped_column(sa.Text)
     issued_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    parent_jti: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    """The session this one was opened from, and ends with (no foreign key: a parent's row
+    may be purged first, and then the child is refused as well)."""
+
+
+sa.Index("ix_sessions_client", SessionRow.client_kind, SessionRow.client_key)
 
 
 class OneTimeTokenRow(Base):

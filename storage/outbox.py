@@ -62,9 +62,6 @@ class SqlOutboxQueue:
         items = [_item(row) for row in rows]
         return sorted(items, key=lambda item: (item.next_attempt_at, item.email.created_at))
 
-    async def mark_sent(self, email_id: UUID, at: datetime) -> None:
-        await self._set(email_id, status=OutboxStatus.SENT.value, sent_at=at, locked_until=None)
-
     async def mark_all_sent(self, email_ids: Sequence[UUID], at: datetime) -> None:
         if not email_ids:
             return

@@ -17,8 +17,11 @@ from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
+from core.accounts import normalise_email
 from core.entities import (
     ChatFlow,
+    Client,
+    ClientKind,
     OneTimeToken,
     OutboxStatus,
     OutgoingEmail,
@@ -30,7 +33,7 @@ from core.entities import (
     User,
 )
 from core.errors import EmailTaken, FlowConflict
-from core.ports import Clock
+from core.ports import Clock, SessionRecord
 from storage.errors import unavailable_as_domain_error
 from storage.models import (
     chat_flows,
@@ -113,10 +116,6 @@ class SqlUserRepository(_Repository):
         if ref is None:
             raise LookupError(f"no user {user_id}")
         return int(ref)
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
 
 
 _USER_COLUMNS = (
@@ -258,14 +257,28 @@ def _snippet(row: Row[Any]) -> Snippet:
     )
 
 
+_PARENT = sessions.alias("parent")
+_ACCOUNT_COLUMNS = tuple(column.label(f"account_{column.name}") for column in _USER_COLUMNS)
+# "up_", not "parent_": the sessions table has a `parent_jti` column of its own.
+_PARENT_COLUMNS = tuple(column.label(f"up_{column.name}") for column in _PARENT.c)
 # Built once: building a statement costs more CPU than SQLAlchemy's compiled cache saves, and
-# these two run on every command (/get writes the outbox row). The values are bound per call.
-_LATEST_FOR_CHAT = (
-    sa.select(*sessions.c, *(column.label(f"account_{column.name}") for column in _USER_COLUMNS))
+# these run on every command or API call (/get writes the outbox row). Values bound per call.
+_LATEST_FOR_CLIENT = (
+    sa.select(*sessions.c, *_ACCOUNT_COLUMNS)
     .join(users, users.c.id == sessions.c.user_id)
-    .where(sessions.c.chat_id == sa.bindparam("chat_id"), sessions.c.revoked_at.is_(None))
+    .where(
+        sessions.c.client_kind == sa.bindparam("client_kind"),
+        sessions.c.client_key == sa.bindparam("client_key"),
+        sessions.c.revoked_at.is_(None),
+    )
     .order_by(sessions.c.issued_at.desc())
     .limit(1)
+)
+_FIND_SESSION = (
+    sa.select(*sessions.c, *_ACCOUNT_COLUMNS, *_PARENT_COLUMNS)
+    .join(users, users.c.id == sessions.c.user_id)
+    .outerjoin(_PARENT, _PARENT.c.jti == sessions.c.parent_jti)
+    .where(sessions.c.jti == sa.bindparam("jti"))
 )
 _OUTBOX_INSERT = sa.insert(outbox)
 
@@ -276,39 +289,46 @@ class SqlSessionRepository(_Repository):
             sa.insert(sessions).values(
                 jti=session.jti,
                 user_id=session.user_id,
-                chat_id=session.chat_id,
+                client_kind=session.client_kind.value,
+                client_key=session.client_key,
                 token=session.token,
                 issued_at=session.issued_at,
                 expires_at=session.expires_at,
                 revoked_at=session.revoked_at,
+                parent_jti=session.parent_jti,
             )
         )
 
-    async def get(self, jti: str) -> Session | None:
-        result = await self._execute(sa.select(sessions).where(sessions.c.jti == jti))
-        row = result.one_or_none()
-        return _session(row) if row else None
-
-    async def latest_for_chat(self, chat_id: int) -> tuple[Session, User] | None:
-        # An inner join: a session's user cannot be missing (the foreign key cascades).
-        result = await self._execute(_LATEST_FOR_CHAT, {"chat_id": chat_id})
-        row = result.one_or_none()
+    async def find(self, jti: str) -> SessionRecord | None:
+        # Inner join on the user (the foreign key cascades), outer on the parent (optional).
+        row = (await self._execute(_FIND_SESSION, {"jti": jti})).one_or_none()
         if row is None:
             return None
-        user = User(
-            id=row.account_id,
-            email=row.account_email,
-            hashed_password=row.account_hashed_password,
-            is_verified=row.account_is_verified,
-            created_at=row.account_created_at,
+        parent = _session(row, "up_") if row.up_jti is not None else None
+        return SessionRecord(_session(row), _account(row), parent)
+
+    async def latest_for_client(self, client: Client) -> SessionRecord | None:
+        if client.binding is None:
+            return None  # API sessions are bound to no caller: there is no "latest"
+        result = await self._execute(
+            _LATEST_FOR_CLIENT, {"client_kind": client.kind.value, "client_key": client.binding}
         )
-        return _session(row), user
+        row = result.one_or_none()
+        return None if row is None else SessionRecord(_session(row), _account(row))
 
     async def revoke(self, jti: str, at: datetime) -> None:
         await self._revoke_where(sessions.c.jti == jti, at)
 
-    async def revoke_chat(self, chat_id: int, at: datetime) -> None:
-        await self._revoke_where(sessions.c.chat_id == chat_id, at)
+    async def revoke_client(self, client: Client, at: datetime) -> None:
+        if client.binding is None:
+            raise ValueError("API sessions are bound to no caller: revoke them by jti")
+        await self._revoke_where(
+            sa.and_(
+                sessions.c.client_kind == client.kind.value,
+                sessions.c.client_key == client.binding,
+            ),
+            at,
+        )
 
     async def revoke_user(self, user_id: UUID, at: datetime) -> None:
         await self._revoke_where(sessions.c.user_id == user_id, at)
@@ -321,15 +341,28 @@ class SqlSessionRepository(_Repository):
         )
 
 
-def _session(row: Row[Any]) -> Session:
+def _account(row: Row[Any]) -> User:
+    return User(
+        id=row.account_id,
+        email=row.account_email,
+        hashed_password=row.account_hashed_password,
+        is_verified=row.account_is_verified,
+        created_at=row.account_created_at,
+    )
+
+
+def _session(row: Row[Any], prefix: str = "") -> Session:
+    values = row._mapping
     return Session(
-        jti=row.jti,
-        user_id=row.user_id,
-        chat_id=row.chat_id,
-        token=row.token,
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
+        jti=values[f"{prefix}jti"],
+        user_id=values[f"{prefix}user_id"],
+        client_kind=ClientKind(values[f"{prefix}client_kind"]),
+        client_key=values[f"{prefix}client_key"],
+        token=values[f"{prefix}token"],
+        issued_at=values[f"{prefix}issued_at"],
+        expires_at=values[f"{prefix}expires_at"],
+        revoked_at=values[f"{prefix}revoked_at"],
+        parent_jti=values[f"{prefix}parent_jti"],
     )
 
 

@@ -13,6 +13,7 @@ from telegram import Message, Update
 
 from bot.context import (
     BotContext,
+    chat_client,
     delete_secret_message,
     logged_in,
     noted_errors,
@@ -74,7 +75,7 @@ async def _credentials_command(
 async def _signup(
     update: Update, context: BotContext, email: str, password: str, note: str = ""
 ) -> None:
-    await context.services.accounts.signup(email, password)
+    await context.services.accounts.signup(email, password, chat_client(update))
     shown = escape(normalise_email(email))
     await reply(
         update,
@@ -94,7 +95,7 @@ async def verify(update: Update, context: BotContext) -> None:
 
 
 async def verify_secret(update: Update, context: BotContext, secret: str) -> None:
-    user = await context.services.accounts.verify(secret, _chat_id(update))
+    user = await context.services.accounts.verify(secret, chat_client(update))
     await reply(
         update,
         f"✅ {escape(user.email)} is verified. From now on I email you logins, new, fetched "
@@ -110,7 +111,7 @@ async def login(update: Update, context: BotContext) -> None:
 async def _login(
     update: Update, context: BotContext, email: str, password: str, note: str = ""
 ) -> None:
-    result = await context.services.accounts.login(email, password, _chat_id(update))
+    result = await context.services.accounts.login(email, password, chat_client(update))
     alert = (
         "A login alert was emailed to you."
         if result.alert_emailed
@@ -125,7 +126,7 @@ async def _login(
 
 @logged_in
 async def logout(update: Update, context: BotContext, user: User) -> None:
-    await context.services.accounts.logout(_chat_id(update))
+    await context.services.accounts.logout(chat_client(update))
     await reply(update, "👋 Logged out. /login to come back.")
 
 
@@ -140,7 +141,7 @@ async def reset(update: Update, context: BotContext) -> None:
 
 
 async def _request_reset(update: Update, context: BotContext, email: str) -> None:
-    await context.services.accounts.request_reset(email)
+    await context.services.accounts.request_reset(email, chat_client(update))
     await context.services.flows.start(_chat_id(update), "reset", "code")
     await reply(
         update,
@@ -177,7 +178,7 @@ async def continue_flow(update: Update, context: BotContext, flow: ChatFlow, tex
     elif key == ("reset", "email"):
         await _request_reset(update, context, text)
     elif key == ("reset", "code"):
-        handle = await context.services.accounts.check_reset_code(text, flow.chat_id)
+        handle = await context.services.accounts.check_reset_code(text, chat_client(update))
         await flows.advance(flow, "password", handle=handle)
         await reply(update, "Code accepted. Now send your new password (at least 8 characters).")
     elif key == ("reset", "password"):

@@ -11,7 +11,15 @@ from telegram import Document, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
-from bot.context import BotContext, email_note, is_private, logged_in, reply, replying
+from bot.context import (
+    BotContext,
+    chat_client,
+    email_note,
+    is_private,
+    logged_in,
+    reply,
+    replying,
+)
 from bot.handlers import accounts
 from bot.handlers.parsing import command_text, pre_language
 from bot.render import (
@@ -24,6 +32,7 @@ from bot.render import (
     snippet_keyboard,
     snippet_message,
 )
+from bot.wording import not_found
 from core.entities import Page, Snippet, SnippetSummary, User
 from core.errors import FlowConflict, NotFound, ValidationError
 from core.flows import WORKING
@@ -273,7 +282,7 @@ async def button(update: Update, context: BotContext, user: User) -> None:
             await query.answer("Kept.")
             await _without_buttons(query.message)
     except NotFound as error:
-        await query.answer(str(error)[:190], show_alert=True)
+        await query.answer(not_found(error.ref)[:190], show_alert=True)
 
 
 async def _without_buttons(message: object) -> None:
@@ -309,7 +318,7 @@ async def text_message(update: Update, context: BotContext) -> None:
         raise FlowConflict("That step is being answered already.")
     if await accounts.continue_flow(update, context, flow, text):
         return
-    user = await context.services.accounts.current_user(message.chat_id)
+    user = await context.services.accounts.current_user(chat_client(update))
     # The whole message is the code: a fence around it is unwrapped, its first line included.
     fenced = unwrap_fence(text)
     code, hint = fenced.code, fenced.language_hint or pre_language(message)

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from telegram import Update
 
+from bootstrap import Services, bootstrap
 from bot.app import build_application
 from bot.context import BotApplication
-from bot.services import Services
 from core.security import PasswordHasher
 from core.settings import Settings, load_settings
 from storage.migrate import upgrade
@@ -160,11 +160,9 @@ def bot_settings(tmp_path: Path, _sqlite_template: Path) -> Settings:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """Replaces the clock `Services.open` hands to the use cases (sessions, flows, codes)."""
-    moved = Clock()
-    monkeypatch.setattr("bot.services.utc_now", moved)
-    return moved
+def clock() -> Clock:
+    """The clock the bot's services run on (sessions, flows, codes, the outbox)."""
+    return Clock()
 
 
 @asynccontextmanager
@@ -173,9 +171,7 @@ async def running_bot(
 ) -> AsyncIterator[BotHarness]:
     """One bot process: its own services and `Application`, on `settings`' database."""
     await upgrade(settings.effective_database_url)
-    services = await Services.open(settings, hasher=PasswordHasher(rounds=4))
-    # The repositories judge expiry (flows, outbox) by the database's clock: the same one.
-    services.database._clock = clock
+    services = await bootstrap(settings, clock=clock, hasher=PasswordHasher(rounds=4))
     app = build_application(
         settings,
         services=services,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap import bootstrap
 from bot.app import APOLOGY
-from bot.context import UNAVAILABLE
-from bot.services import Services
+from bot.wording import UNAVAILABLE
 from core.security import PasswordHasher
 from core.settings import load_settings
 from tests.bot.conftest import BotHarness
@@ -103,7 +103,7 @@ async def unreachable_database(harness: BotHarness, tmp_path: Path) -> AsyncIter
         jwt_secret="an-unguessable-test-secret-of-enough-bytes",
         _env_file=None,
     )
-    services = await Services.open(dead, hasher=PasswordHasher(rounds=4))
+    services = await bootstrap(dead, hasher=PasswordHasher(rounds=4))
     services.set_bot_username(harness.tg.username)
     alive = harness.app.bot_data["services"]
     harness.app.bot_data["services"] = services

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -27,8 +28,7 @@ async def run_bot(tmp_path: Path, **settings: str) -> tuple[int, str]:
     env.update(
         PYTHONPATH=str(ROOT),
         DATA_DIR=str(tmp_path / "var"),
-        HTTP_PORT=str(free_port()),
-        **settings,
+        **{"HTTP_PORT": str(free_port()), **settings},
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -89,4 +89,18 @@ async def test_an_unreachable_database(tmp_path: Path) -> None:
     assert code == 1
     assert closing_line(output).startswith("snippetvault: the database is unreachable")
     assert "check DATABASE_URL" in closing_line(output)
+    assert "Traceback" not in output
+
+
+async def test_a_taken_http_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = await run_bot(tmp_path, TELEGRAM_BOT_TOKEN=GOOD_TOKEN, HTTP_PORT=str(port))
+    assert code == 2
+    assert closing_line(output) == (
+        f"snippetvault: configuration error: HTTP_PORT: 127.0.0.1:{port} is already in use "
+        "(another snippetvault, or another server); set HTTP_HOST/HTTP_PORT to a free address"
+    )
     assert "Traceback" not in output

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from bootstrap import bootstrap
 from bot.app import APOLOGY, build_application
-from bot.services import Services
 from core.security import PasswordHasher
 from core.settings import load_settings
 from storage.migrate import upgrade
-from tests.bot.conftest import BotHarness, Inbox
+from tests.bot.conftest import BotHarness, Clock, Inbox
 from tests.fakebotapi import FakeRequest, FakeTelegram
 from tests.resilience.faults import SmtpServer, TcpProxy
 
@@ -62,12 +62,14 @@ class HostileBots:
     """Starts real bots (services, `Application`, fake Bot API) and stops them at the end.
 
     Bots started with the same `tg` and `database_url` are two processes of one deployment.
+    All of them run on `clock`, which the test moves forward.
     """
 
     def __init__(self, stack: AsyncExitStack, tmp_path: Path) -> None:
         self._stack = stack
         self._tmp_path = tmp_path
         self._count = 0
+        self.clock = Clock()
 
     async def start(
         self,
@@ -92,14 +94,14 @@ class HostileBots:
         )
         if migrate:
             await upgrade(settings.effective_database_url)
-        services = await Services.open(settings, hasher=PasswordHasher(rounds=rounds))
+        services = await bootstrap(settings, clock=self.clock, hasher=PasswordHasher(rounds=rounds))
         app = build_application(
             settings, services=services, run_worker=False, request=FakeRequest(tg), rate_limit=False
         )
         await self._stack.enter_async_context(app)
         self._stack.push_async_callback(self._stop, app, tg)
         await app.post_init(app)  # type: ignore[misc]
-        return BotHarness(tg, app, services, Inbox(settings.mail_dir))
+        return BotHarness(tg, app, services, Inbox(settings.mail_dir), self.clock)
 
     @staticmethod
     async def _stop(app: Any, tg: FakeTelegram) -> None:

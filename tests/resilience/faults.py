@@ -26,9 +26,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from telegram import Update
 
+from bootstrap import Services, bootstrap
 from bot.app import build_application
 from bot.context import BotApplication
-from bot.services import Services, utc_now
 from core.entities import User
 from core.security import PasswordHasher
 from core.settings import Settings, load_settings
@@ -279,7 +279,7 @@ class FaultBot:
 
 
 def outbox_worker(services: Services, **options: Any) -> OutboxWorker:
-    """The worker `Services.open` builds, with other timing options (tests do not wait
+    """The worker `bootstrap` builds, with other timing options (tests do not wait
     minutes for a backoff)."""
     settings = services.settings
     return OutboxWorker(
@@ -287,7 +287,7 @@ def outbox_worker(services: Services, **options: Any) -> OutboxWorker:
         create_transport(settings),
         EmailRenderer(),
         settings.smtp_from,
-        utc_now,
+        services.clock,
         **options,
     )
 
@@ -322,7 +322,7 @@ class OutboxRowView:
 async def running_bot(settings: Settings, tg: FakeTelegram) -> AsyncIterator[FaultBot]:
     """The bot as `snippetvault run` builds it, minus polling and the background worker
     (tests drain the outbox themselves with `bot.services.worker.drain_once()`)."""
-    services = await Services.open(settings, hasher=PasswordHasher(rounds=4))
+    services = await bootstrap(settings, hasher=PasswordHasher(rounds=4))
     app = build_application(
         settings, services=services, run_worker=False, request=FakeRequest(tg), rate_limit=False
     )

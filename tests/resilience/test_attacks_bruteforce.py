@@ -25,11 +25,9 @@ LIMIT = 10
 
 
 @pytest.fixture
-def brute_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """The clock both bots' use cases read (set before they start)."""
-    clock = Clock()
-    monkeypatch.setattr("bot.services.utc_now", clock)
-    return clock
+def brute_clock(hostile_bots: HostileBots) -> Clock:
+    """The clock both bots run on."""
+    return hostile_bots.clock
 
 
 @pytest.fixture

@@ -23,10 +23,8 @@ EVIL_CODE = "<script>alert('x')</script>\n</pre><img src=x onerror=alert(1)>\n& 
 
 
 @pytest.fixture
-def mail_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr("bot.services.utc_now", clock)
-    return clock
+def mail_clock(hostile_bots: HostileBots) -> Clock:
+    return hostile_bots.clock
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 A person logs in through the bot; the test then replaces the token in the chat's session row
 (as an attacker who can write tokens, or who stole one, would) and asks the real
 `AccountService.current_user` on SQLite and PostgreSQL who is logged in. Forgeries are made
-with PyJWT, and with the real secret where that isolates a single check (the chat claim, the
-session id, the subject), so each case proves one protection on its own.
+with PyJWT, and with the real secret where that isolates a single check (the client claim, the
+session id, the subject), so each case proves one protection on its own. The API's side
+(`AccountService.authenticate`) gets the same forgeries as bearer tokens.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import text
 
-from core.errors import AuthenticationError, SessionExpired
+from core.entities import Client
+from core.errors import AuthenticationError, NoSession, SessionExpired
 from tests.bot.conftest import BotHarness
 from tests.resilience.conftest import HOSTILE_JWT_SECRET, HostileBots, query_rows
 from tests.secrets_guard import SecretsGuard, _Recorder, fake_bot_token
@@ -111,7 +113,13 @@ FORGERIES: dict[str, Forge] = {
     "empty secret": lambda w: _hmac_signed(w.mine.claims, "HS256", ""),
     "expired": lambda w: _signed(w.mine.claims, exp=_PAST),
     "another chat's token": lambda w: w.theirs.token,
-    "real secret, another chat's claim": lambda w: _signed(w.mine.claims, chat=OTHER_CHAT),
+    "real secret, another chat's claim": lambda w: _signed(
+        w.mine.claims, client=f"chat:{OTHER_CHAT}"
+    ),
+    "real secret, an API token's claim": lambda w: _signed(w.mine.claims, client="api"),
+    "real secret, the old chat claim": lambda w: _signed(
+        _without(w.mine.claims, "client"), chat=CHAT
+    ),
     "real secret, another session id": lambda w: _signed(w.mine.claims, jti="forged-jti"),
     "real secret, another user (same session id)": lambda w: _signed(
         w.mine.claims, sub=w.theirs.user_id
@@ -123,7 +131,7 @@ FORGERIES: dict[str, Forge] = {
         _without(w.mine.claims, "jti"), HOSTILE_JWT_SECRET, algorithm="HS256"
     ),
     "real secret, sub not a UUID": lambda w: _signed(w.mine.claims, sub="admin"),
-    "real secret, chat not a number": lambda w: _signed(w.mine.claims, chat="any"),
+    "real secret, client not a string": lambda w: _signed(w.mine.claims, client=CHAT),
     "not a JWT": lambda w: "definitely-not-a-token",
     "empty token": lambda w: "",
 }
@@ -144,8 +152,9 @@ async def _account(bot: BotHarness, chat: int, email: str) -> None:
 async def _session(bot: BotHarness, chat: int) -> Session:
     rows = await query_rows(
         bot,
-        "SELECT jti, user_id, token FROM sessions WHERE chat_id = :chat AND revoked_at IS NULL",
-        chat=chat,
+        "SELECT jti, user_id, token FROM sessions "
+        "WHERE client_kind = 'chat' AND client_key = :chat AND revoked_at IS NULL",
+        chat=str(chat),
     )
     [(jti, user_id, token)] = rows
     claims = jwt.decode(token, HOSTILE_JWT_SECRET, algorithms=["HS256"])
@@ -162,7 +171,7 @@ async def _world(bot: BotHarness, guard: SecretsGuard) -> World:
 async def _refused(bot: BotHarness, chat: int) -> None:
     """Core refuses the chat's session, and the bot asks to log in."""
     with pytest.raises(AuthenticationError):
-        await bot.services.accounts.current_user(chat)
+        await bot.services.accounts.current_user(Client.chat(chat))
     reply = await bot.say(chat, "/list")
     assert "log in first" in reply, reply
 
@@ -172,7 +181,7 @@ async def test_the_real_token_is_accepted(
 ) -> None:
     """The control: without forgery the same path finds the user (so refusals mean something)."""
     world = await _world(token_bot, secrets_guard)
-    user = await token_bot.services.accounts.current_user(CHAT)
+    user = await token_bot.services.accounts.current_user(Client.chat(CHAT))
     assert str(user.id) == world.mine.user_id
     assert user.email == EMAIL
     assert "You have no snippets yet" in await token_bot.say(CHAT, "/list")
@@ -188,7 +197,7 @@ async def test_forged_token_in_the_session_row_is_refused(
 
     await _refused(token_bot, CHAT)
     # The other chat's own session is untouched, so nothing was refused wholesale.
-    other = await token_bot.services.accounts.current_user(OTHER_CHAT)
+    other = await token_bot.services.accounts.current_user(Client.chat(OTHER_CHAT))
     assert other.email == OTHER_EMAIL
 
 
@@ -199,7 +208,7 @@ async def test_expired_token_reads_as_an_ended_session(
     await _write_token(token_bot, world.mine.jti, _signed(world.mine.claims, exp=_PAST))
 
     with pytest.raises(SessionExpired):
-        await token_bot.services.accounts.current_user(CHAT)
+        await token_bot.services.accounts.current_user(Client.chat(CHAT))
     assert "session has ended" in await token_bot.say(CHAT, "/list")
 
 
@@ -244,6 +253,102 @@ async def test_every_session_is_refused_after_a_password_reset(
     await _write_token(bot, fresh.jti, stolen.token)
     await _refused(bot, second_chat)
     assert "Wrong email or password" in await bot.log_in(CHAT, EMAIL, PASSWORD)
+
+
+API = Client.api("203.0.113.9")
+
+ApiForge = Callable[[Session, World], str]
+API_FORGERIES: dict[str, ApiForge] = {
+    "the chat's own real token": lambda api, w: w.mine.token,
+    "alg none": lambda api, w: _unsigned(api.claims, "none"),
+    "HS512 with the right secret": lambda api, w: _hmac_signed(
+        api.claims, "HS512", HOSTILE_JWT_SECRET, "sha512"
+    ),
+    "wrong secret": lambda api, w: jwt.encode(api.claims, "x" * 48, algorithm="HS256"),
+    "tampered payload: another user": lambda api, w: _tampered(api, sub=w.theirs.user_id),
+    "expired": lambda api, w: _signed(api.claims, exp=_PAST),
+    "real secret, a chat's claim": lambda api, w: _signed(api.claims, client=f"chat:{CHAT}"),
+    "real secret, another session id": lambda api, w: _signed(api.claims, jti="forged-jti"),
+    "real secret, the chat session's id": lambda api, w: _signed(api.claims, jti=w.mine.jti),
+    "real secret, another user (same session id)": lambda api, w: _signed(
+        api.claims, sub=w.theirs.user_id
+    ),
+    "not a JWT": lambda api, w: "definitely-not-a-token",
+}
+
+
+async def _api_session(bot: BotHarness) -> Session:
+    result = await bot.services.accounts.login(EMAIL, PASSWORD, API)
+    claims = jwt.decode(result.token, HOSTILE_JWT_SECRET, algorithms=["HS256"])
+    return Session(result.session.jti, str(result.user.id), result.token, claims)
+
+
+@pytest.mark.parametrize("forge", API_FORGERIES.values(), ids=API_FORGERIES.keys())
+async def test_forged_bearer_token_is_refused_by_the_api(
+    forge: ApiForge, token_bot: BotHarness, secrets_guard: SecretsGuard
+) -> None:
+    world = await _world(token_bot, secrets_guard)
+    api = await _api_session(token_bot)
+    accounts = token_bot.services.accounts
+    assert (await accounts.authenticate(api.token, API)).email == EMAIL  # the control
+
+    with pytest.raises(AuthenticationError):
+        await accounts.authenticate(forge(api, world), API)
+
+
+async def test_an_api_token_in_the_chats_session_row_is_refused_by_the_chat(
+    token_bot: BotHarness, secrets_guard: SecretsGuard
+) -> None:
+    world = await _world(token_bot, secrets_guard)
+    api = await _api_session(token_bot)
+    await _write_token(token_bot, world.mine.jti, api.token)
+    await _refused(token_bot, CHAT)
+
+
+async def test_an_api_token_ends_with_its_logout_and_with_a_password_reset(
+    token_bot: BotHarness, secrets_guard: SecretsGuard
+) -> None:
+    bot = token_bot
+    await _world(bot, secrets_guard)
+    accounts = bot.services.accounts
+    logged_out, kept = await _api_session(bot), await _api_session(bot)
+    assert await accounts.logout(API, logged_out.token)
+    with pytest.raises(AuthenticationError):
+        await accounts.authenticate(logged_out.token, API)
+    assert (await accounts.authenticate(kept.token, API)).email == EMAIL
+
+    reset_chat = CHAT + 60
+    await bot.say(reset_chat, f"/reset {EMAIL}")
+    await bot.deliver_emails()
+    code = _reset_code(bot)
+    secrets_guard.remember(code)
+    secrets_guard.remember(NEW_PASSWORD)
+    await accounts.confirm_reset(EMAIL, code, NEW_PASSWORD, API)
+    with pytest.raises(AuthenticationError):
+        await accounts.authenticate(kept.token, API)
+    await _refused(bot, CHAT)
+
+
+async def test_the_mini_apps_token_ends_with_its_chats_session(
+    token_bot: BotHarness, secrets_guard: SecretsGuard
+) -> None:
+    bot = token_bot
+    await _world(bot, secrets_guard)
+    accounts = bot.services.accounts
+    linked = await accounts.open_linked_session(CHAT)
+    assert (await accounts.authenticate(linked.token, API)).email == EMAIL
+
+    assert "Logged out" in await bot.say(CHAT, "/logout")
+    with pytest.raises(AuthenticationError):
+        await accounts.authenticate(linked.token, API)
+    with pytest.raises(NoSession):
+        await accounts.open_linked_session(CHAT)
+
+    await bot.log_in(CHAT, EMAIL, PASSWORD)
+    linked = await accounts.open_linked_session(CHAT)
+    await bot.log_in(CHAT, OTHER_EMAIL, PASSWORD)  # another account in that chat now
+    with pytest.raises(AuthenticationError):
+        await accounts.authenticate(linked.token, API)
 
 
 def test_the_secrets_guard_sees_tokens_jwts_and_remembered_secrets() -> None:
@@ -295,3 +400,19 @@ def _reset_code(bot: BotHarness) -> str:
     match = re.search(r"\b([A-Z2-9]{8})\b", body)
     assert match, body
     return match.group(1)
+
+
+async def test_an_api_logout_on_one_process_is_refused_at_once_by_another(
+    hostile_bots: HostileBots, fresh_postgres_url: str, secrets_guard: SecretsGuard
+) -> None:
+    first, second = [
+        await hostile_bots.start(database_url=fresh_postgres_url, migrate=False) for _ in range(2)
+    ]
+    await _world(first, secrets_guard)
+    api = await _api_session(first)
+    assert (await second.services.accounts.authenticate(api.token, API)).email == EMAIL
+
+    assert await second.services.accounts.logout(API, api.token)
+
+    with pytest.raises(AuthenticationError):
+        await first.services.accounts.authenticate(api.token, API)

@@ -231,14 +231,18 @@ def _injection_free(subject: str) -> Act:
 
 async def _nobody_logged_in(ctx: Ctx) -> None:
     rows = await query_rows(
-        ctx.bot, "SELECT count(*) FROM sessions WHERE chat_id = :c AND revoked_at IS NULL", c=CHAT
+        ctx.bot,
+        "SELECT count(*) FROM sessions WHERE client_key = :c AND revoked_at IS NULL",
+        c=str(CHAT),
     )
     assert rows == [(0,)]
 
 
 async def _logged_in(ctx: Ctx) -> None:
     rows = await query_rows(
-        ctx.bot, "SELECT count(*) FROM sessions WHERE chat_id = :c AND revoked_at IS NULL", c=CHAT
+        ctx.bot,
+        "SELECT count(*) FROM sessions WHERE client_key = :c AND revoked_at IS NULL",
+        c=str(CHAT),
     )
     assert rows == [(1,)]
 

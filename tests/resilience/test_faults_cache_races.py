@@ -23,10 +23,10 @@ import pytest
 
 from core.entities import Page, Snippet, SnippetSummary, User
 from core.errors import NotFound
-from core.ports import SnippetRepository, UnitOfWork, UnitOfWorkFactory
+from core.ports import SnippetRepository, UnitOfWork, UnitOfWorkFactory, utc_now
 from core.snippets import SnippetService
 from storage.cache import RedisSnippetCache, connect_redis
-from storage.database import Database, utc_now
+from storage.database import Database
 
 if TYPE_CHECKING:
     from tests.conftest import ThrowawayRedis

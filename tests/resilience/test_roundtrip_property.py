@@ -13,6 +13,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.entities import Client
 from core.errors import AuthenticationError
 from core.text import unwrap_fence
 from tests.bot.conftest import BotHarness
@@ -57,7 +58,7 @@ async def test_saved_text_comes_back_byte_for_byte(
     bot = hostile_bot
     secrets_guard.remember(PASSWORD)
     try:  # the harness lives for the whole test function: log in on the first example
-        await bot.services.accounts.current_user(CHAT)
+        await bot.services.accounts.current_user(Client.chat(CHAT))
     except AuthenticationError:
         await _logged_in(bot)
     for old in bot.inbox.directory.glob("*.eml"):

@@ -75,33 +75,47 @@ async def test_a_list_is_missed_then_put_then_hit(cache: ManagedSnippetCache) ->
 async def test_refs_map_to_snippets_in_one_read(cache: ManagedSnippetCache) -> None:
     owner = new_user()
     snippet = new_snippet(owner, 3)
-    await cache.put_ref(owner.id, 3, snippet.id)
 
-    miss = await cache.get_by_ref(owner.id, 3)
-    assert miss is not None
+    first = await cache.get_by_ref(owner.id, 3)  # an unknown ref: the list's ticket
+    assert first.value is None
+    assert first.ticket.key == f"user:{owner.id}:snippets"
+    await cache.put_snippet(snippet, first.ticket)  # the first read fills snippet:<id>
+    hit = await cache.get_by_ref(owner.id, 3)
+    assert hit.value == snippet
+    assert (await cache.get_snippet(snippet.id)).value == snippet
+
+    await cache.forget_snippet(owner.id, snippet.id)
+    miss = await cache.get_by_ref(owner.id, 3)  # a known ref: the snippet's own ticket
     assert miss.value is None
     assert miss.ticket == (await cache.get_snippet(snippet.id)).ticket
-    await cache.put_snippet(snippet, miss.ticket)
-    hit = await cache.get_by_ref(owner.id, 3)
-    assert hit is not None
-    assert hit.value == snippet
-    assert await cache.get_by_ref(owner.id, 4) is None
-    assert await cache.get_by_ref(new_user().id, 3) is None
+    assert (await cache.get_by_ref(owner.id, 4)).value is None
+    assert (await cache.get_by_ref(new_user().id, 3)).value is None
 
 
-async def test_a_ref_read_before_a_forget_cannot_store(cache: ManagedSnippetCache) -> None:
+@pytest.mark.parametrize("known_ref", [True, False], ids=["ref-cached", "first-read"])
+async def test_a_ref_read_before_a_forget_cannot_store(
+    cache: ManagedSnippetCache, known_ref: bool
+) -> None:
     owner = new_user()
     snippet = new_snippet(owner, 1)
-    await cache.put_ref(owner.id, 1, snippet.id)
+    if known_ref:
+        await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
+        await cache.forget_snippet(owner.id, snippet.id)
     slow_read = await cache.get_by_ref(owner.id, 1)  # misses, then reads the database
-    assert slow_read is not None
     await cache.forget_snippet(owner.id, snippet.id)  # an edit commits and forgets
 
     await cache.put_snippet(snippet, slow_read.ticket)
 
-    after = await cache.get_by_ref(owner.id, 1)
-    assert after is not None
-    assert after.value is None
+    assert (await cache.get_by_ref(owner.id, 1)).value is None
+    assert (await cache.get_snippet(snippet.id)).value is None
+
+
+async def test_a_ticket_of_another_owners_list_cannot_store(cache: ManagedSnippetCache) -> None:
+    owner = new_user()
+    snippet = new_snippet(owner, 1)
+    foreign = await cache.get_by_ref(new_user().id, 1)
+    await cache.put_snippet(snippet, foreign.ticket)
+    assert (await cache.get_snippet(snippet.id)).value is None
 
 
 async def test_forget_snippet_drops_the_snippet_and_the_owners_list(
@@ -190,17 +204,17 @@ async def test_memory_entries_expire_after_the_ttl() -> None:
     cache = MemorySnippetCache(ttl_seconds=10, clock=lambda: now[0])
     snippet = _snippet()
     await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
-    await cache.put_ref(snippet.owner_id, 1, snippet.id)
 
     now[0] += 9.9
     assert (await cache.get_snippet(snippet.id)).value == snippet
     now[0] += 0.2
     assert (await cache.get_snippet(snippet.id)).value is None
-    assert await cache.get_by_ref(snippet.owner_id, 1) is None
+    assert (await cache.get_by_ref(snippet.owner_id, 1)).value is None
 
 
 async def test_memory_keeps_at_most_max_entries_dropping_the_least_recently_used() -> None:
-    cache = MemorySnippetCache(ttl_seconds=60, max_entries=3)
+    # Each snippet takes two entries: itself and its owner's ref to it.
+    cache = MemorySnippetCache(ttl_seconds=60, max_entries=6)
     snippets = [_snippet() for _ in range(4)]
     for snippet in snippets[:3]:
         await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)

@@ -13,7 +13,7 @@ import pytest
 from storage_builders import TcpProxy, free_port, new_snippet, new_user
 
 from core.entities import Snippet
-from storage.cache import CacheUnavailable, RedisSnippetCache, connect_redis
+from storage.cache import RedisSnippetCache, connect_redis
 
 if TYPE_CHECKING:
     from tests.conftest import ThrowawayRedis
@@ -30,8 +30,9 @@ async def _exercise(cache: RedisSnippetCache, snippet: Snippet) -> None:
     await cache.put_snippet(snippet, read.ticket)
     listed = await cache.get_list(snippet.owner_id)
     assert listed.value is None
-    await cache.put_ref(snippet.owner_id, snippet.ref, snippet.id)
-    assert await cache.get_by_ref(snippet.owner_id, snippet.ref) is None
+    by_ref = await cache.get_by_ref(snippet.owner_id, snippet.ref)
+    assert by_ref.value is None
+    await cache.put_snippet(snippet, by_ref.ticket)
     await cache.forget_snippet(snippet.owner_id, snippet.id)
     await cache.forget_list(snippet.owner_id)
 
@@ -59,9 +60,6 @@ async def test_nothing_listening_means_fast_misses_and_one_warning(
         for _ in range(50):
             await _exercise(cache, new_snippet(new_user(), 1))
         elapsed = time.monotonic() - started
-
-        with pytest.raises(CacheUnavailable):
-            await cache.ping()
     finally:
         await cache.close()
 
@@ -118,7 +116,6 @@ async def test_caching_resumes_after_redis_restarts(
 
     throwaway_redis.start()
     await _until_cached(cache_on, new_snippet(new_user(), 1))
-    await cache_on.ping()
 
 
 async def test_a_forget_that_missed_redis_is_delivered_when_it_answers_again(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,9 @@ from storage.migrate import (
     include_object,
     upgrade,
 )
-from storage.models import Base
+from storage.models import Base, UTCDateTime
 
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
 APP_TABLES = {table.name for table in Base.metadata.sorted_tables}
 
 
@@ -97,3 +100,61 @@ async def test_the_search_indexes_come_with_0002_and_go_with_it(empty_postgres_u
     await downgrade(empty_postgres_url, "0001")
 
     assert not SEARCH_INDEXES & await _inspect(empty_postgres_url, _index_names)
+
+
+_TYPES = {"user_id": sa.Uuid(), "now": UTCDateTime()}
+
+
+async def _execute(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    statement = sa.text(sql).bindparams(
+        *(sa.bindparam(name, type_=kind) for name, kind in _TYPES.items() if name in params)
+    )
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(statement, params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def test_0003_turns_chat_sessions_into_client_bound_ones_and_back(
+    empty_database_url: str,
+) -> None:
+    url = empty_database_url
+    await upgrade(url, "0002")
+    user_id = uuid.uuid4()
+    await _execute(
+        url,
+        "INSERT INTO users (id, email, hashed_password, is_verified, created_at, snippet_seq) "
+        "VALUES (:user_id, 'ada@example.com', '!', true, :now, 0)",
+        user_id=user_id,
+        now=T0,
+    )
+    for jti, chat_id in (("one", 7_000_000_001), ("two", -100)):
+        await _execute(
+            url,
+            "INSERT INTO sessions (jti, user_id, chat_id, token, issued_at, expires_at) "
+            "VALUES (:jti, :user_id, :chat_id, 't', :now, :now)",
+            jti=jti,
+            user_id=user_id,
+            chat_id=chat_id,
+            now=T0,
+        )
+
+    await upgrade(url, "0003")
+    rows = await _execute(
+        url, "SELECT jti, client_kind, client_key, parent_jti FROM sessions ORDER BY jti"
+    )
+    assert rows == [("one", "chat", "7000000001", None), ("two", "chat", "-100", None)]
+    await _execute(
+        url,
+        "INSERT INTO sessions (jti, user_id, client_kind, client_key, token, issued_at, "
+        "expires_at, parent_jti) VALUES ('api', :user_id, 'api', NULL, 't', :now, :now, 'one')",
+        user_id=user_id,
+        now=T0,
+    )
+
+    await downgrade(url, "0002")
+    rows = await _execute(url, "SELECT jti, chat_id FROM sessions ORDER BY jti")
+    assert rows == [("one", 7_000_000_001), ("two", -100)]  # the API session cannot go back

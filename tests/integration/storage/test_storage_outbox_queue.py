@@ -78,13 +78,13 @@ async def test_an_expired_lease_is_claimed_again_with_one_more_attempt(
     assert again.attempts == 2
 
 
-async def test_mark_sent_retry_later_and_mark_failed(db: Database, clock: FakeClock) -> None:
+async def test_mark_all_sent_retry_later_and_mark_failed(db: Database, clock: FakeClock) -> None:
     sent, retried, failed = new_email(T0), new_email(T0), new_email(T0)
     await _enqueue(db, sent, retried, failed)
     queue = db.outbox_queue()
     await queue.claim(limit=3, lease_seconds=60)
 
-    await queue.mark_sent(sent.id, T0 + timedelta(seconds=1))
+    await queue.mark_all_sent([sent.id], T0 + timedelta(seconds=1))
     await queue.retry_later(retried.id, "421 try again later", T0 + timedelta(minutes=5))
     await queue.mark_failed(failed.id, "550 no such mailbox")
 

@@ -11,12 +11,12 @@ from core.snippets import SnippetService
 from .fakes import (
     JWT_SECRET,
     JWT_TTL,
-    LINK_BASE,
     LIST_LIMIT,
     MAX_SNIPPET_BYTES,
     FakeClock,
     FakeDatabase,
     FakeSnippetCache,
+    verify_links,
 )
 
 
@@ -49,7 +49,7 @@ def hasher() -> PasswordHasher:
 def accounts(
     db: FakeDatabase, clock: FakeClock, hasher: PasswordHasher, session_tokens: SessionTokens
 ) -> AccountService:
-    return AccountService(db.unit_of_work, hasher, session_tokens, clock, LINK_BASE)
+    return AccountService(db.unit_of_work, hasher, session_tokens, clock, verify_links)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from uuid import UUID
 
 from core.entities import (
     ChatFlow,
+    Client,
     EmailKind,
     OneTimeToken,
     OutgoingEmail,
@@ -34,6 +35,7 @@ from core.entities import (
     User,
 )
 from core.errors import EmailTaken, FlowConflict
+from core.notifications import VerificationLinks
 from core.ports import (
     AttemptRepository,
     CachedList,
@@ -42,6 +44,7 @@ from core.ports import (
     FlowRepository,
     OneTimeTokenRepository,
     Outbox,
+    SessionRecord,
     SessionRepository,
     SnippetRepository,
     UserRepository,
@@ -54,6 +57,14 @@ Hook = Callable[[], Awaitable[None]]
 JWT_SECRET = "unit-test-secret-" + "x" * 48  # long enough to sign HS512 forgeries too
 JWT_TTL = timedelta(hours=24)
 LINK_BASE = "https://t.me/snippetvault_test_bot"
+WEB_BASE = "https://vault.example.com"
+
+
+def verify_links(payload: str) -> VerificationLinks:
+    """The `core.notifications.VerifyLinks` the unit tests build services with."""
+    return VerificationLinks(f"{LINK_BASE}?start={payload}", f"{WEB_BASE}/app/#verify={payload}")
+
+
 MAX_SNIPPET_BYTES = 1024
 LIST_LIMIT = 5
 
@@ -387,25 +398,38 @@ class FakeSessionRepository(_Repository):
 
         self._uow.change(add)
 
-    async def get(self, jti: str) -> Session | None:
-        return self._t.sessions.get(jti)
+    async def find(self, jti: str) -> SessionRecord | None:
+        tables = self._t  # one snapshot for all, like the one statement of the real one
+        session = tables.sessions.get(jti)
+        if session is None or session.user_id not in tables.users:
+            return None
+        parent = tables.sessions.get(session.parent_jti) if session.parent_jti else None
+        return SessionRecord(session, tables.users[session.user_id], parent)
 
-    async def latest_for_chat(self, chat_id: int) -> tuple[Session, User] | None:
-        tables = self._t  # one snapshot for both, like the one statement of the real one
+    async def latest_for_client(self, client: Client) -> SessionRecord | None:
+        tables = self._t
+        if client.binding is None:
+            return None
         live = [
             s
             for s in tables.sessions.values()
-            if s.chat_id == chat_id and s.revoked_at is None and s.user_id in tables.users
+            if (s.client_kind, s.client_key) == (client.kind, client.binding)
+            and s.revoked_at is None
+            and s.user_id in tables.users
         ]
         # Newest by issue time; among equal times the one added last.
         session = max(reversed(live), key=lambda s: s.issued_at, default=None)
-        return None if session is None else (session, tables.users[session.user_id])
+        return None if session is None else SessionRecord(session, tables.users[session.user_id])
 
     async def revoke(self, jti: str, at: datetime) -> None:
         self._revoke_where(lambda s: s.jti == jti, at)
 
-    async def revoke_chat(self, chat_id: int, at: datetime) -> None:
-        self._revoke_where(lambda s: s.chat_id == chat_id, at)
+    async def revoke_client(self, client: Client, at: datetime) -> None:
+        if client.binding is None:
+            raise ValueError("API sessions are bound to no caller: revoke them by jti")
+        self._revoke_where(
+            lambda s: (s.client_kind, s.client_key) == (client.kind, client.binding), at
+        )
 
     async def revoke_user(self, user_id: UUID, at: datetime) -> None:
         self._revoke_where(lambda s: s.user_id == user_id, at)
@@ -570,24 +594,24 @@ class FakeSnippetCache:
 
     async def put_snippet(self, snippet: Snippet, ticket: CacheTicket) -> None:
         await self._run_hooks()
-        self._put(self.snippet_key(snippet.id), snippet, ticket)
+        guards = {self.snippet_key(snippet.id), self.list_key(snippet.owner_id)}
+        if ticket.key in guards and self._put(self.snippet_key(snippet.id), snippet, ticket):
+            self._store(self.ref_key(snippet.owner_id, snippet.ref), snippet.id)
 
-    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet] | None:
+    async def get_by_ref(self, owner_id: UUID, ref: int) -> CacheRead[Snippet]:
         snippet_id = self._read(self.ref_key(owner_id, ref)) if not self.down else None
         if not isinstance(snippet_id, UUID):
-            return None
+            read = self._get(self.list_key(owner_id), CachedList)
+            return CacheRead(None, read.ticket)
         return self._get(self.snippet_key(snippet_id), Snippet)
-
-    async def put_ref(self, owner_id: UUID, ref: int, snippet_id: UUID) -> None:
-        if not self.down:
-            self._store(self.ref_key(owner_id, ref), snippet_id)
 
     async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]:
         return self._get(self.list_key(owner_id), CachedList)
 
     async def put_list(self, owner_id: UUID, value: CachedList, ticket: CacheTicket) -> None:
         await self._run_hooks()
-        self._put(self.list_key(owner_id), value, ticket)
+        if ticket.key == self.list_key(owner_id):
+            self._put(self.list_key(owner_id), value, ticket)
 
     async def forget_snippet(self, owner_id: UUID, snippet_id: UUID) -> None:
         self._forget(self.snippet_key(snippet_id))
@@ -603,13 +627,16 @@ class FakeSnippetCache:
         ticket = CacheTicket(key, self._generations.get(key))
         return CacheRead(value if isinstance(value, kind) else None, ticket)
 
-    def _put(self, key: str, value: object, ticket: CacheTicket) -> None:
+    def _put(self, key: str, value: object, ticket: CacheTicket) -> bool:
+        """Stores under `key` if nothing forgot the ticket's key since (a snippet's ticket
+        may be its owner's list's: see `SnippetCache.get_by_ref`)."""
         if self.down:
-            return
-        if ticket.key != key or self._generations.get(key) != ticket.generation:
+            return False
+        if self._generations.get(ticket.key) != ticket.generation:
             self.refused += 1
-            return
+            return False
         self._store(key, value)
+        return True
 
     def _forget(self, key: str) -> None:
         if self.down:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from core.accounts import AccountService, normalise_email
-from core.entities import EmailKind, User
+from core.entities import Client, ClientKind, EmailKind, User
 from core.errors import (
     AuthenticationError,
     InvalidToken,
+    NoSession,
+    NotLoggedIn,
     SessionExpired,
     Throttled,
     ValidationError,
@@ -21,6 +24,8 @@ from core.security import MAX_PASSWORD_BYTES, check_password_rules
 from .fakes import JWT_TTL, LINK_BASE, FakeClock, FakeDatabase, add_user
 
 PASSWORD = "correct horse battery"
+CHAT = Client.chat(999)
+chat = Client.chat
 WINDOW = timedelta(minutes=15)
 
 
@@ -46,19 +51,19 @@ async def sign_up(
     *,
     verified: bool = True,
 ) -> User:
-    await accounts.signup(email, password)
+    await accounts.signup(email, password, CHAT)
     if verified:
         code, _ = verification_secrets(db, email)
-        return await accounts.verify(code, chat_id=999)
+        return await accounts.verify(code, chat(999))
     user = db.user_by_email(email)
     assert user is not None
     return user
 
 
-async def fail_logins(accounts: AccountService, times: int, email: str, chat_id: int) -> None:
+async def fail_logins(accounts: AccountService, times: int, email: str, client: Client) -> None:
     for _ in range(times):
         with pytest.raises(AuthenticationError):
-            await accounts.login(email, "wrong password!", chat_id)
+            await accounts.login(email, "wrong password!", client)
 
 
 # -- signup -------------------------------------------------------------------------------
@@ -67,7 +72,7 @@ async def fail_logins(accounts: AccountService, times: int, email: str, chat_id:
 async def test_signup_stores_a_normalised_unverified_user_and_queues_verification(
     accounts: AccountService, db: FakeDatabase, clock: FakeClock
 ) -> None:
-    await accounts.signup("  Ada.Lovelace@Example.COM ", PASSWORD)
+    await accounts.signup("  Ada.Lovelace@Example.COM ", PASSWORD, CHAT)
 
     user = db.user_by_email("ada.lovelace@example.com")
     assert user is not None
@@ -117,7 +122,7 @@ async def test_signup_refuses_malformed_emails(
     accounts: AccountService, db: FakeDatabase, raw: str
 ) -> None:
     with pytest.raises(ValidationError, match="email address"):
-        await accounts.signup(raw, PASSWORD)
+        await accounts.signup(raw, PASSWORD, CHAT)
     assert db.committed.users == {}
     assert db.outbox == []
 
@@ -150,7 +155,7 @@ async def test_signup_refuses_passwords_outside_the_rules(
     accounts: AccountService, db: FakeDatabase, password: str, problem: str
 ) -> None:
     with pytest.raises(ValidationError, match=problem):
-        await accounts.signup("ada@example.com", password)
+        await accounts.signup("ada@example.com", password, CHAT)
     assert db.committed.users == {}
     assert db.outbox == []
 
@@ -163,8 +168,8 @@ async def test_signup_accepts_passwords_within_the_rules_and_they_log_in(
     accounts: AccountService, db: FakeDatabase, password: str
 ) -> None:
     assert len(password.encode()) <= MAX_PASSWORD_BYTES
-    await accounts.signup("ada@example.com", password)
-    result = await accounts.login("ada@example.com", password, chat_id=1)
+    await accounts.signup("ada@example.com", password, CHAT)
+    result = await accounts.login("ada@example.com", password, chat(1))
     assert result.user.email == "ada@example.com"
 
 
@@ -182,27 +187,27 @@ async def test_signup_of_a_verified_email_sends_nothing_and_says_nothing(
     user = await sign_up(accounts, db)
     before = db.outbox
 
-    await accounts.signup("ADA@example.com", "another password")  # no error either
+    await accounts.signup("ADA@example.com", "another password", CHAT)  # no error either
 
     assert db.outbox == before
     assert db.user_by_email("ada@example.com") == user  # password unchanged
-    assert (await accounts.login("ada@example.com", PASSWORD, 1)).user.id == user.id
+    assert (await accounts.login("ada@example.com", PASSWORD, chat(1))).user.id == user.id
 
 
 async def test_signup_of_an_unverified_email_resends_at_most_three_an_hour(
     accounts: AccountService, db: FakeDatabase, clock: FakeClock
 ) -> None:
-    await accounts.signup("ada@example.com", PASSWORD)
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
     for _ in range(4):
         clock.advance(minutes=5)
-        await accounts.signup("ada@example.com", PASSWORD)
+        await accounts.signup("ada@example.com", PASSWORD, CHAT)
     verifications = db.emails(to="ada@example.com", kind=EmailKind.VERIFY_EMAIL)
     assert len(verifications) == 3
     assert len({mail.context["code"] for mail in verifications}) == 3
     assert len(db.committed.users) == 1
 
     clock.advance(hours=1)
-    await accounts.signup("ada@example.com", PASSWORD)
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
     assert len(db.emails(to="ada@example.com", kind=EmailKind.VERIFY_EMAIL)) == 4
 
 
@@ -213,7 +218,7 @@ async def test_signup_losing_a_race_for_the_same_email_is_silent(
         await add_user(db, "ada@example.com", verified=False)
 
     db.after_enter.append(other_signup_commits)
-    await accounts.signup("ada@example.com", PASSWORD)  # no EmailTaken
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)  # no EmailTaken
     assert len(db.committed.users) == 1
     assert db.outbox == []
 
@@ -234,11 +239,11 @@ async def test_signup_losing_a_race_for_the_same_email_is_silent(
 async def test_verify_by_code_ignores_case_and_spaces(
     accounts: AccountService, db: FakeDatabase, typed: object
 ) -> None:
-    await accounts.signup("ada@example.com", PASSWORD)
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
     code, _ = verification_secrets(db, "ada@example.com")
     assert callable(typed)
 
-    user = await accounts.verify(typed(code), chat_id=1)
+    user = await accounts.verify(typed(code), chat(1))
 
     assert user.is_verified
     stored = db.user_by_email("ada@example.com")
@@ -247,9 +252,9 @@ async def test_verify_by_code_ignores_case_and_spaces(
 
 
 async def test_verify_by_link_payload(accounts: AccountService, db: FakeDatabase) -> None:
-    await accounts.signup("ada@example.com", PASSWORD)
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
     _, payload = verification_secrets(db, "ada@example.com")
-    user = await accounts.verify(payload, chat_id=1)
+    user = await accounts.verify(payload, chat(1))
     assert user.is_verified
 
 
@@ -257,24 +262,24 @@ async def test_verify_by_link_payload(accounts: AccountService, db: FakeDatabase
 async def test_verification_secrets_are_single_use(
     accounts: AccountService, db: FakeDatabase, first: str
 ) -> None:
-    await accounts.signup("ada@example.com", PASSWORD)
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
     code, payload = verification_secrets(db, "ada@example.com")
     used, other = (code, payload) if first == "code" else (payload, code)
-    await accounts.verify(used, chat_id=1)
+    await accounts.verify(used, chat(1))
     for secret in (used, other):
         with pytest.raises(InvalidToken):
-            await accounts.verify(secret, chat_id=1)
+            await accounts.verify(secret, chat(1))
 
 
 async def test_verification_expires_after_a_day(
     accounts: AccountService, db: FakeDatabase, clock: FakeClock
 ) -> None:
-    await accounts.signup("ada@example.com", PASSWORD)
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
     code, payload = verification_secrets(db, "ada@example.com")
     clock.advance(hours=24)
     for secret in (code, payload):
         with pytest.raises(InvalidToken):
-            await accounts.verify(secret, chat_id=1)
+            await accounts.verify(secret, chat(1))
     user = db.user_by_email("ada@example.com")
     assert user is not None
     assert not user.is_verified
@@ -283,47 +288,47 @@ async def test_verification_expires_after_a_day(
 async def test_an_earlier_verification_code_still_works_after_a_resend(
     accounts: AccountService, db: FakeDatabase
 ) -> None:
-    await accounts.signup("ada@example.com", PASSWORD)
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
     first, _ = verification_secrets(db, "ada@example.com")
-    await accounts.signup("ada@example.com", PASSWORD)
-    assert (await accounts.verify(first, chat_id=1)).is_verified
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
+    assert (await accounts.verify(first, chat(1))).is_verified
 
 
 @pytest.mark.parametrize("wrong", ["", "   ", "AAAAAAAA", "x" * 500, "../../etc"])
 async def test_verify_refuses_wrong_codes(accounts: AccountService, wrong: str) -> None:
     with pytest.raises(InvalidToken):
-        await accounts.verify(wrong, chat_id=1)
+        await accounts.verify(wrong, chat(1))
 
 
 async def test_wrong_verification_codes_are_throttled_per_chat(
     accounts: AccountService, db: FakeDatabase, clock: FakeClock
 ) -> None:
-    await accounts.signup("ada@example.com", PASSWORD)
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
     code, _ = verification_secrets(db, "ada@example.com")
     for _ in range(10):
         with pytest.raises(InvalidToken):
-            await accounts.verify("WRONG234", chat_id=1)
+            await accounts.verify("WRONG234", chat(1))
 
     with pytest.raises(Throttled) as caught:
-        await accounts.verify(code, chat_id=1)  # even the right code waits
+        await accounts.verify(code, chat(1))  # even the right code waits
     assert caught.value.retry_after == WINDOW.total_seconds() + 1
     assert "15 minute" in str(caught.value)
 
     # Another chat is not affected; the throttled chat may try again after the window.
-    await accounts.signup("bob@example.com", PASSWORD)
+    await accounts.signup("bob@example.com", PASSWORD, CHAT)
     bob_code, _ = verification_secrets(db, "bob@example.com")
-    assert (await accounts.verify(bob_code, chat_id=2)).is_verified
+    assert (await accounts.verify(bob_code, chat(2))).is_verified
     clock.advance(WINDOW + timedelta(seconds=1))
-    assert (await accounts.verify(code, chat_id=1)).is_verified
+    assert (await accounts.verify(code, chat(1))).is_verified
 
 
 async def test_a_reset_code_does_not_verify_an_email(
     accounts: AccountService, db: FakeDatabase
 ) -> None:
     await sign_up(accounts, db)
-    await accounts.request_reset("ada@example.com")
+    await accounts.request_reset("ada@example.com", CHAT)
     with pytest.raises(InvalidToken):
-        await accounts.verify(reset_code(db, "ada@example.com"), chat_id=1)
+        await accounts.verify(reset_code(db, "ada@example.com"), chat(1))
 
 
 # -- login --------------------------------------------------------------------------------
@@ -334,15 +339,15 @@ async def test_login_with_the_right_password_starts_a_session(
 ) -> None:
     user = await sign_up(accounts, db)
 
-    result = await accounts.login(" ADA@example.com", PASSWORD, chat_id=42)
+    result = await accounts.login(" ADA@example.com", PASSWORD, chat(42))
 
     assert result.user == user
-    assert result.session.chat_id == 42
+    assert result.session.client_key == "42"
     assert result.session.user_id == user.id
     assert result.session.issued_at == clock()
     assert result.session.expires_at == clock() + JWT_TTL
     assert db.committed.sessions[result.session.jti] == result.session
-    assert await accounts.current_user(42) == user
+    assert await accounts.current_user(chat(42)) == user
 
 
 @pytest.mark.parametrize(
@@ -363,7 +368,7 @@ async def test_login_failures_are_one_and_the_same_error(
 ) -> None:
     await sign_up(accounts, db)
     with pytest.raises(AuthenticationError) as caught:
-        await accounts.login(email, password, chat_id=1)
+        await accounts.login(email, password, chat(1))
     assert type(caught.value) is WrongCredentials
     assert str(caught.value) == "Wrong email or password."
     assert db.committed.sessions == {}
@@ -373,7 +378,7 @@ async def test_login_with_a_malformed_email_is_a_validation_error(
     accounts: AccountService,
 ) -> None:
     with pytest.raises(ValidationError):
-        await accounts.login("not-an-email", PASSWORD, chat_id=1)
+        await accounts.login("not-an-email", PASSWORD, chat(1))
 
 
 async def test_eleventh_login_of_an_account_within_fifteen_minutes_is_throttled(
@@ -381,20 +386,20 @@ async def test_eleventh_login_of_an_account_within_fifteen_minutes_is_throttled(
 ) -> None:
     await sign_up(accounts, db)
     for chat_id in range(10):  # spread over chats: the account is what counts
-        await fail_logins(accounts, 1, "ada@example.com", chat_id)
+        await fail_logins(accounts, 1, "ada@example.com", chat(chat_id))
         clock.advance(seconds=30)
 
     with pytest.raises(Throttled) as caught:
-        await accounts.login("Ada@Example.com", PASSWORD, chat_id=77)
+        await accounts.login("Ada@Example.com", PASSWORD, chat(77))
     # The oldest failure leaves the window 15 minutes after it happened, and not earlier.
     assert caught.value.retry_after == (WINDOW - timedelta(seconds=300)).total_seconds() + 1
     assert "10 minute(s)" in str(caught.value)
     clock.advance(seconds=caught.value.retry_after - 1)
     with pytest.raises(Throttled):
-        await accounts.login("ada@example.com", PASSWORD, chat_id=77)
+        await accounts.login("ada@example.com", PASSWORD, chat(77))
 
     clock.advance(seconds=1)
-    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=77)).user.is_verified
+    assert (await accounts.login("ada@example.com", PASSWORD, chat(77))).user.is_verified
 
 
 async def test_eleventh_login_in_a_chat_within_fifteen_minutes_is_throttled(
@@ -402,46 +407,46 @@ async def test_eleventh_login_in_a_chat_within_fifteen_minutes_is_throttled(
 ) -> None:
     await sign_up(accounts, db)
     for n in range(10):  # ten different addresses, one chat: password spraying
-        await fail_logins(accounts, 1, f"user{n}@example.com", chat_id=5)
+        await fail_logins(accounts, 1, f"user{n}@example.com", chat(5))
 
     with pytest.raises(Throttled):
-        await accounts.login("ada@example.com", PASSWORD, chat_id=5)
+        await accounts.login("ada@example.com", PASSWORD, chat(5))
     # The account itself is not locked: another chat logs in.
-    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=6)).session.chat_id == 6
+    assert (await accounts.login("ada@example.com", PASSWORD, chat(6))).session.client_key == "6"
 
     clock.advance(WINDOW + timedelta(seconds=1))
-    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=5)).session.chat_id == 5
+    assert (await accounts.login("ada@example.com", PASSWORD, chat(5))).session.client_key == "5"
 
 
 async def test_failures_older_than_the_window_do_not_count(
     accounts: AccountService, db: FakeDatabase, clock: FakeClock
 ) -> None:
     await sign_up(accounts, db)
-    await fail_logins(accounts, 9, "ada@example.com", chat_id=1)
+    await fail_logins(accounts, 9, "ada@example.com", chat(1))
     clock.advance(WINDOW + timedelta(seconds=1))
-    await fail_logins(accounts, 9, "ada@example.com", chat_id=1)
-    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=1)).user
+    await fail_logins(accounts, 9, "ada@example.com", chat(1))
+    assert (await accounts.login("ada@example.com", PASSWORD, chat(1))).user
 
 
 async def test_a_successful_login_clears_the_accounts_failures(
     accounts: AccountService, db: FakeDatabase
 ) -> None:
     await sign_up(accounts, db)
-    await fail_logins(accounts, 9, "ada@example.com", chat_id=1)
-    await accounts.login("ada@example.com", PASSWORD, chat_id=2)
-    await fail_logins(accounts, 9, "ada@example.com", chat_id=3)
-    assert (await accounts.login("ada@example.com", PASSWORD, chat_id=4)).user
+    await fail_logins(accounts, 9, "ada@example.com", chat(1))
+    await accounts.login("ada@example.com", PASSWORD, chat(2))
+    await fail_logins(accounts, 9, "ada@example.com", chat(3))
+    assert (await accounts.login("ada@example.com", PASSWORD, chat(4))).user
 
 
 async def test_logging_in_to_ones_own_account_does_not_reset_the_chats_failures(
     accounts: AccountService, db: FakeDatabase
 ) -> None:
     await sign_up(accounts, db, "eve@example.com")
-    await fail_logins(accounts, 9, "victim@example.com", chat_id=5)
-    await accounts.login("eve@example.com", PASSWORD, chat_id=5)
-    await fail_logins(accounts, 1, "other@example.com", chat_id=5)
+    await fail_logins(accounts, 9, "victim@example.com", chat(5))
+    await accounts.login("eve@example.com", PASSWORD, chat(5))
+    await fail_logins(accounts, 1, "other@example.com", chat(5))
     with pytest.raises(Throttled):
-        await accounts.login("victim2@example.com", "guess", chat_id=5)
+        await accounts.login("victim2@example.com", "guess", chat(5))
 
 
 async def test_login_alert_goes_to_verified_users_with_the_time_and_zone(
@@ -450,7 +455,7 @@ async def test_login_alert_goes_to_verified_users_with_the_time_and_zone(
     await sign_up(accounts, db)
     clock.advance(minutes=3)
 
-    result = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    result = await accounts.login("ada@example.com", PASSWORD, chat(1))
 
     assert result.alert_emailed
     [alert] = db.emails(kind=EmailKind.LOGIN_ALERT)
@@ -465,10 +470,10 @@ async def test_login_alert_is_not_queued_for_unverified_users(
     accounts: AccountService, db: FakeDatabase
 ) -> None:
     await sign_up(accounts, db, verified=False)
-    result = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    result = await accounts.login("ada@example.com", PASSWORD, chat(1))
     assert not result.alert_emailed
     assert db.emails(kind=EmailKind.LOGIN_ALERT) == []
-    assert await accounts.current_user(1) == result.user  # the session works all the same
+    assert await accounts.current_user(chat(1)) == result.user  # the session works all the same
 
 
 # -- sessions -----------------------------------------------------------------------------
@@ -476,40 +481,40 @@ async def test_login_alert_is_not_queued_for_unverified_users(
 
 async def test_current_user_without_a_login_is_refused(accounts: AccountService) -> None:
     with pytest.raises(AuthenticationError):
-        await accounts.current_user(1)
+        await accounts.current_user(chat(1))
 
 
 async def test_a_session_belongs_to_its_chat(accounts: AccountService, db: FakeDatabase) -> None:
     await sign_up(accounts, db)
-    await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    await accounts.login("ada@example.com", PASSWORD, chat(1))
     with pytest.raises(AuthenticationError):
-        await accounts.current_user(2)
+        await accounts.current_user(chat(2))
 
 
 async def test_a_session_expires_after_the_jwt_ttl(
     accounts: AccountService, db: FakeDatabase, clock: FakeClock
 ) -> None:
     user = await sign_up(accounts, db)
-    await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    await accounts.login("ada@example.com", PASSWORD, chat(1))
     clock.advance(JWT_TTL - timedelta(seconds=1))
-    assert await accounts.current_user(1) == user
+    assert await accounts.current_user(chat(1)) == user
     clock.advance(seconds=1)
     with pytest.raises(SessionExpired):
-        await accounts.current_user(1)
+        await accounts.current_user(chat(1))
 
 
 async def test_logout_revokes_the_session(
     accounts: AccountService, db: FakeDatabase, clock: FakeClock
 ) -> None:
     await sign_up(accounts, db)
-    result = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    result = await accounts.login("ada@example.com", PASSWORD, chat(1))
 
-    assert await accounts.logout(1)
+    assert await accounts.logout(chat(1))
 
     assert db.committed.sessions[result.session.jti].revoked_at == clock()
     with pytest.raises(AuthenticationError):
-        await accounts.current_user(1)
-    assert not await accounts.logout(1)
+        await accounts.current_user(chat(1))
+    assert not await accounts.logout(chat(1))
 
 
 async def test_a_new_login_in_the_same_chat_replaces_the_old_session(
@@ -517,28 +522,26 @@ async def test_a_new_login_in_the_same_chat_replaces_the_old_session(
 ) -> None:
     await sign_up(accounts, db)
     bob = await sign_up(accounts, db, "bob@example.com")
-    first = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    first = await accounts.login("ada@example.com", PASSWORD, chat(1))
 
-    second = await accounts.login("bob@example.com", PASSWORD, chat_id=1)
+    second = await accounts.login("bob@example.com", PASSWORD, chat(1))
 
     assert db.committed.sessions[first.session.jti].revoked_at is not None
     assert db.committed.sessions[second.session.jti].revoked_at is None
-    assert await accounts.current_user(1) == bob
+    assert await accounts.current_user(chat(1)) == bob
 
 
 async def test_a_session_row_holding_another_sessions_token_is_refused(
     accounts: AccountService, db: FakeDatabase
 ) -> None:
-    from dataclasses import replace
-
     await sign_up(accounts, db)
-    one = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
-    await accounts.logout(1)
-    two = await accounts.login("ada@example.com", PASSWORD, chat_id=1)
+    one = await accounts.login("ada@example.com", PASSWORD, chat(1))
+    await accounts.logout(chat(1))
+    two = await accounts.login("ada@example.com", PASSWORD, chat(1))
     sessions = db.committed.sessions
     sessions[two.session.jti] = replace(two.session, token=one.session.token)
     with pytest.raises(AuthenticationError, match="not valid"):
-        await accounts.current_user(1)
+        await accounts.current_user(chat(1))
 
 
 # -- password reset -----------------------------------------------------------------------
@@ -552,7 +555,7 @@ async def test_reset_requests_answer_alike_and_mail_only_verified(
         await sign_up(accounts, db, verified=who == "verified")
     before = len(db.outbox)
 
-    await accounts.request_reset("Ada@Example.com")  # no error, whoever asks
+    await accounts.request_reset("Ada@Example.com", CHAT)  # no error, whoever asks
 
     resets = db.emails(kind=EmailKind.PASSWORD_RESET)
     assert len(db.outbox) == before + len(resets)
@@ -563,7 +566,7 @@ async def test_reset_request_with_a_malformed_email_is_a_validation_error(
     accounts: AccountService,
 ) -> None:
     with pytest.raises(ValidationError):
-        await accounts.request_reset("nope")
+        await accounts.request_reset("nope", CHAT)
 
 
 async def test_reset_emails_are_limited_to_three_an_hour(
@@ -571,10 +574,10 @@ async def test_reset_emails_are_limited_to_three_an_hour(
 ) -> None:
     await sign_up(accounts, db)
     for _ in range(5):
-        await accounts.request_reset("ada@example.com")
+        await accounts.request_reset("ada@example.com", CHAT)
     assert len(db.emails(kind=EmailKind.PASSWORD_RESET)) == 3
     clock.advance(hours=1, seconds=1)
-    await accounts.request_reset("ada@example.com")
+    await accounts.request_reset("ada@example.com", CHAT)
     assert len(db.emails(kind=EmailKind.PASSWORD_RESET)) == 4
 
 
@@ -582,37 +585,37 @@ async def test_password_reset_changes_the_password_and_ends_every_session(
     accounts: AccountService, db: FakeDatabase, clock: FakeClock
 ) -> None:
     user = await sign_up(accounts, db)
-    await accounts.login("ada@example.com", PASSWORD, chat_id=1)
-    await accounts.login("ada@example.com", PASSWORD, chat_id=2)
-    await accounts.request_reset("ada@example.com")
+    await accounts.login("ada@example.com", PASSWORD, chat(1))
+    await accounts.login("ada@example.com", PASSWORD, chat(2))
+    await accounts.request_reset("ada@example.com", CHAT)
     mail = db.emails(kind=EmailKind.PASSWORD_RESET)[-1]
     assert datetime.fromisoformat(mail.context["expires_at"]) == clock() + timedelta(minutes=30)
     code = reset_code(db, "ada@example.com")
 
-    handle = await accounts.check_reset_code(f" {code.lower()} ", chat_id=1)
+    handle = await accounts.check_reset_code(f" {code.lower()} ", chat(1))
     await accounts.reset_password(handle, "brand new password")
 
     for chat_id in (1, 2):
         with pytest.raises(AuthenticationError):
-            await accounts.current_user(chat_id)
+            await accounts.current_user(chat(chat_id))
     assert all(s.revoked_at is not None for s in db.sessions_of(user.id))
     with pytest.raises(AuthenticationError):
-        await accounts.login("ada@example.com", PASSWORD, chat_id=3)
-    assert (await accounts.login("ada@example.com", "brand new password", chat_id=3)).user
+        await accounts.login("ada@example.com", PASSWORD, chat(3))
+    assert (await accounts.login("ada@example.com", "brand new password", chat(3))).user
 
 
 async def test_reset_codes_are_single_use(accounts: AccountService, db: FakeDatabase) -> None:
     await sign_up(accounts, db)
-    await accounts.request_reset("ada@example.com")
+    await accounts.request_reset("ada@example.com", CHAT)
     code = reset_code(db, "ada@example.com")
-    handle = await accounts.check_reset_code(code, chat_id=1)
+    handle = await accounts.check_reset_code(code, chat(1))
     await accounts.reset_password(handle, "brand new password")
 
     with pytest.raises(InvalidToken):
-        await accounts.check_reset_code(code, chat_id=1)
+        await accounts.check_reset_code(code, chat(1))
     with pytest.raises(InvalidToken):
         await accounts.reset_password(handle, "third password!")
-    assert (await accounts.login("ada@example.com", "brand new password", chat_id=3)).user
+    assert (await accounts.login("ada@example.com", "brand new password", chat(3))).user
 
 
 @pytest.mark.parametrize("password", ["short", "a" * 73, "😀" * 200])
@@ -620,24 +623,24 @@ async def test_reset_applies_the_password_rules_and_keeps_the_code(
     accounts: AccountService, db: FakeDatabase, password: str
 ) -> None:
     await sign_up(accounts, db)
-    await accounts.request_reset("ada@example.com")
-    handle = await accounts.check_reset_code(reset_code(db, "ada@example.com"), chat_id=1)
+    await accounts.request_reset("ada@example.com", CHAT)
+    handle = await accounts.check_reset_code(reset_code(db, "ada@example.com"), chat(1))
     with pytest.raises(ValidationError):
         await accounts.reset_password(handle, password)
     await accounts.reset_password(handle, "a good password")  # the code was not spent
-    assert (await accounts.login("ada@example.com", "a good password", chat_id=1)).user
+    assert (await accounts.login("ada@example.com", "a good password", chat(1))).user
 
 
 async def test_reset_codes_expire(
     accounts: AccountService, db: FakeDatabase, clock: FakeClock
 ) -> None:
     await sign_up(accounts, db)
-    await accounts.request_reset("ada@example.com")
+    await accounts.request_reset("ada@example.com", CHAT)
     code = reset_code(db, "ada@example.com")
-    handle = await accounts.check_reset_code(code, chat_id=1)
+    handle = await accounts.check_reset_code(code, chat(1))
     clock.advance(minutes=30)
     with pytest.raises(InvalidToken):
-        await accounts.check_reset_code(code, chat_id=1)
+        await accounts.check_reset_code(code, chat(1))
     with pytest.raises(InvalidToken):
         await accounts.reset_password(handle, "brand new password")
 
@@ -646,20 +649,172 @@ async def test_wrong_reset_codes_are_throttled_per_chat(
     accounts: AccountService, db: FakeDatabase
 ) -> None:
     await sign_up(accounts, db)
-    await accounts.request_reset("ada@example.com")
+    await accounts.request_reset("ada@example.com", CHAT)
     code = reset_code(db, "ada@example.com")
     for _ in range(10):
         with pytest.raises(InvalidToken):
-            await accounts.check_reset_code("WRONG234", chat_id=1)
+            await accounts.check_reset_code("WRONG234", chat(1))
     with pytest.raises(Throttled):
-        await accounts.check_reset_code(code, chat_id=1)
-    assert await accounts.check_reset_code(code, chat_id=2)
+        await accounts.check_reset_code(code, chat(1))
+    assert await accounts.check_reset_code(code, chat(2))
 
 
 async def test_a_verification_code_is_not_a_reset_code(
     accounts: AccountService, db: FakeDatabase
 ) -> None:
-    await accounts.signup("ada@example.com", PASSWORD)
+    await accounts.signup("ada@example.com", PASSWORD, CHAT)
     code, _ = verification_secrets(db, "ada@example.com")
     with pytest.raises(InvalidToken):
-        await accounts.check_reset_code(code, chat_id=1)
+        await accounts.check_reset_code(code, chat(1))
+
+
+# -- the API's sessions -------------------------------------------------------------------
+
+API = Client.api("203.0.113.7")
+
+
+async def test_an_api_login_gives_a_bearer_token_for_the_api_only(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    user = await sign_up(accounts, db)
+    in_chat = await accounts.login("ada@example.com", PASSWORD, chat(1))
+
+    result = await accounts.login("ada@example.com", PASSWORD, API)
+
+    assert result.token == result.session.token
+    assert result.expires_at == clock() + JWT_TTL
+    assert (result.session.client_kind, result.session.client_key) == (ClientKind.API, None)
+    assert result.alert_emailed
+    # Any address may present it (addresses change; the session is the token's).
+    assert await accounts.authenticate(result.token, Client.api("198.51.100.1")) == user
+    # The chat's session is untouched, and each token works only where it was issued.
+    assert await accounts.current_user(chat(1)) == user
+    with pytest.raises(NotLoggedIn):
+        await accounts.authenticate(in_chat.token, API)
+    with pytest.raises(NotLoggedIn):
+        await accounts.authenticate(result.token, chat(1))
+    with pytest.raises(NotLoggedIn):
+        await accounts.current_user(API)
+    second = await accounts.login("ada@example.com", PASSWORD, API)
+    assert await accounts.authenticate(result.token, API) == user  # logins side by side
+    assert await accounts.authenticate(second.token, API) == user
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "a.b.c"])
+async def test_authenticate_refuses_what_is_not_a_token(
+    accounts: AccountService, token: str
+) -> None:
+    with pytest.raises(NotLoggedIn):
+        await accounts.authenticate(token, API)
+
+
+async def test_an_api_token_expires_and_ends_with_a_logout(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    one = await accounts.login("ada@example.com", PASSWORD, API)
+    two = await accounts.login("ada@example.com", PASSWORD, API)
+
+    assert await accounts.logout(API, one.token)
+
+    with pytest.raises(SessionExpired):
+        await accounts.authenticate(one.token, API)
+    with pytest.raises(SessionExpired):
+        await accounts.logout(API, one.token)
+    assert (await accounts.authenticate(two.token, API)).email == "ada@example.com"
+    with pytest.raises(NotLoggedIn):
+        await accounts.logout(API)
+    clock.advance(JWT_TTL)
+    with pytest.raises(SessionExpired):
+        await accounts.authenticate(two.token, API)
+
+
+async def test_a_session_row_of_another_kind_is_refused(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await sign_up(accounts, db)
+    result = await accounts.login("ada@example.com", PASSWORD, API)
+    db.committed.sessions[result.session.jti] = replace(
+        result.session, client_kind=ClientKind.CHAT, client_key="1"
+    )
+    with pytest.raises(NotLoggedIn):
+        await accounts.authenticate(result.token, API)
+
+
+async def test_a_linked_session_works_while_its_chat_session_does(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    user = await sign_up(accounts, db)
+    with pytest.raises(NoSession):
+        await accounts.open_linked_session(5)
+    chat_login = await accounts.login("ada@example.com", PASSWORD, chat(5))
+    clock.advance(hours=1)
+
+    linked = await accounts.open_linked_session(5)
+
+    assert linked.user == user
+    assert not linked.alert_emailed
+    assert linked.session.parent_jti == chat_login.session.jti
+    assert linked.expires_at == chat_login.expires_at  # never outlives its chat's session
+    assert await accounts.authenticate(linked.token, API) == user
+    with pytest.raises(NotLoggedIn):
+        await accounts.current_user(chat(6))
+
+    await accounts.logout(chat(5))
+    with pytest.raises(SessionExpired):
+        await accounts.authenticate(linked.token, API)
+    with pytest.raises(NoSession):
+        await accounts.open_linked_session(5)
+
+
+async def test_a_linked_session_ends_with_a_new_login_in_its_chat_or_a_reset(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await sign_up(accounts, db)
+    await accounts.login("ada@example.com", PASSWORD, chat(5))
+    before_login = await accounts.open_linked_session(5)
+    await accounts.login("ada@example.com", PASSWORD, chat(5))
+    with pytest.raises(SessionExpired):
+        await accounts.authenticate(before_login.token, API)
+
+    before_reset = await accounts.open_linked_session(5)
+    await accounts.request_reset("ada@example.com", CHAT)
+    await accounts.confirm_reset(
+        "ada@example.com", reset_code(db, "ada@example.com"), "brand new password", API
+    )
+    with pytest.raises(SessionExpired):
+        await accounts.authenticate(before_reset.token, API)
+
+
+async def test_a_linked_session_is_refused_once_its_chat_session_expires(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    await accounts.login("ada@example.com", PASSWORD, chat(5))
+    clock.advance(JWT_TTL - timedelta(seconds=2))
+    linked = await accounts.open_linked_session(5)
+    clock.advance(seconds=2)
+    with pytest.raises(SessionExpired):
+        await accounts.authenticate(linked.token, API)
+    with pytest.raises(NoSession):
+        await accounts.open_linked_session(5)
+
+
+async def test_confirm_reset_needs_the_code_sent_to_that_address(
+    accounts: AccountService, db: FakeDatabase
+) -> None:
+    await sign_up(accounts, db)
+    await sign_up(accounts, db, "eve@example.com")
+    await accounts.request_reset("ada@example.com", CHAT)
+    code = reset_code(db, "ada@example.com")
+
+    for email in ("eve@example.com", "nobody@example.com"):
+        with pytest.raises(InvalidToken):
+            await accounts.confirm_reset(email, code, "brand new password", API)
+    with pytest.raises(ValidationError):
+        await accounts.confirm_reset("ada@example.com", code, "short", API)
+    await accounts.confirm_reset("ada@example.com", code, "brand new password", API)
+
+    assert (await accounts.login("ada@example.com", "brand new password", API)).user
+    with pytest.raises(InvalidToken):
+        await accounts.confirm_reset("ada@example.com", code, "third password!", API)

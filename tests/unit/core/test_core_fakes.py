@@ -8,11 +8,22 @@ from datetime import timedelta
 
 import pytest
 
-from core.entities import ChatFlow, OneTimeToken, Session, Snippet, TokenPurpose, User
+from core.entities import (
+    ChatFlow,
+    Client,
+    ClientKind,
+    OneTimeToken,
+    Session,
+    Snippet,
+    TokenPurpose,
+    User,
+)
 from core.errors import EmailTaken, FlowConflict
 from core.ports import CachedList, UnitOfWorkFactory
 
 from .fakes import FakeClock, FakeDatabase, FakeSnippetCache, add_user
+
+DAY = timedelta(days=1)
 
 
 def _user(email: str, clock: FakeClock) -> User:
@@ -207,23 +218,24 @@ async def test_expired_flow_is_gone_and_gives_way(db: FakeDatabase, clock: FakeC
     assert restarted.version == 1
 
 
-async def test_sessions_latest_for_chat_skips_revoked(db: FakeDatabase, clock: FakeClock) -> None:
-
+async def test_sessions_latest_for_client_skips_revoked(db: FakeDatabase, clock: FakeClock) -> None:
     user = await add_user(db, "ada@example.com")
-    now = clock()
+    now, chat = clock(), Client.chat(1)
     async with db.unit_of_work() as uow:
-        await uow.sessions.add(Session("a", user.id, 1, "t", now, now + timedelta(1)))
-        await uow.sessions.add(Session("b", user.id, 1, "t", now, now + timedelta(1)))
-        latest = await uow.sessions.latest_for_chat(1)
+        for jti in ("a", "b"):
+            await uow.sessions.add(Session(jti, user.id, chat.kind, "1", "t", now, now + DAY))
+        await uow.sessions.add(Session("c", user.id, ClientKind.API, None, "t", now, now + DAY))
+        latest = await uow.sessions.latest_for_client(chat)
         assert latest is not None
-        assert latest[0].jti == "b"
-        assert latest[1] == user
+        assert (latest.session.jti, latest.user) == ("b", user)
+        assert await uow.sessions.latest_for_client(Client.chat(2)) is None
+        assert await uow.sessions.latest_for_client(Client.api("10.0.0.1")) is None
         await uow.sessions.revoke("b", now)
-        latest = await uow.sessions.latest_for_chat(1)
+        latest = await uow.sessions.latest_for_client(chat)
         assert latest is not None
-        assert latest[0].jti == "a"
+        assert latest.session.jti == "a"
         await uow.sessions.revoke_user(user.id, now)
-        assert await uow.sessions.latest_for_chat(1) is None
+        assert await uow.sessions.latest_for_client(chat) is None
 
 
 async def test_token_counts_and_use_all(db: FakeDatabase, clock: FakeClock) -> None:
@@ -304,11 +316,39 @@ async def test_cache_forget_list_invalidates_list_tickets_only(clock: FakeClock)
 
 async def test_cache_ticket_of_another_key_is_refused(clock: FakeClock) -> None:
     cache = FakeSnippetCache()
+    owner, other = _user("a@example.com", clock), _user("b@example.com", clock)
+    snippet = _snippet(owner, 1, clock)
+    for wrong in (
+        (await cache.get_list(other.id)).ticket,
+        (await cache.get_snippet(_snippet(owner, 2, clock).id)).ticket,
+    ):
+        await cache.put_snippet(snippet, wrong)
+    assert (await cache.get_snippet(snippet.id)).value is None
+    wrong_list = (await cache.get_snippet(snippet.id)).ticket
+    await cache.put_list(owner.id, CachedList((), 0), wrong_list)
+    assert (await cache.get_list(owner.id)).value is None
+
+
+async def test_cache_first_read_by_ref_fills_the_snippet(clock: FakeClock) -> None:
+    cache = FakeSnippetCache()
     owner = _user("a@example.com", clock)
     snippet = _snippet(owner, 1, clock)
-    wrong = (await cache.get_list(owner.id)).ticket
-    await cache.put_snippet(snippet, wrong)
+    first = await cache.get_by_ref(owner.id, 1)  # unknown ref: the ticket is the list's
+    assert first.value is None
+    await cache.put_snippet(snippet, first.ticket)
+    assert (await cache.get_by_ref(owner.id, 1)).value == snippet
+    assert (await cache.get_snippet(snippet.id)).value == snippet
+
+
+async def test_cache_first_read_racing_an_edit_stores_nothing(clock: FakeClock) -> None:
+    cache = FakeSnippetCache()
+    owner = _user("a@example.com", clock)
+    snippet = _snippet(owner, 1, clock)
+    first = await cache.get_by_ref(owner.id, 1)  # then the slow reader reads the database
+    await cache.forget_snippet(owner.id, snippet.id)  # an edit commits meanwhile
+    await cache.put_snippet(snippet, first.ticket)  # the old row must not be stored
     assert (await cache.get_snippet(snippet.id)).value is None
+    assert (await cache.get_by_ref(owner.id, 1)).value is None
 
 
 async def test_cache_entries_expire(clock: FakeClock) -> None:
@@ -316,11 +356,10 @@ async def test_cache_entries_expire(clock: FakeClock) -> None:
     owner = _user("a@example.com", clock)
     snippet = _snippet(owner, 1, clock)
     await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
-    await cache.put_ref(owner.id, 1, snippet.id)
     assert (await cache.get_by_ref(owner.id, 1)) == await cache.get_snippet(snippet.id)
     clock.advance(minutes=5)
     assert (await cache.get_snippet(snippet.id)).value is None
-    assert await cache.get_by_ref(owner.id, 1) is None
+    assert (await cache.get_by_ref(owner.id, 1)).value is None
 
 
 async def test_cache_down_misses_and_ignores_writes(clock: FakeClock) -> None:
@@ -329,23 +368,22 @@ async def test_cache_down_misses_and_ignores_writes(clock: FakeClock) -> None:
     snippet = _snippet(owner, 1, clock)
     cache.down = True
     await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
-    await cache.put_ref(owner.id, 1, snippet.id)
     await cache.forget_snippet(owner.id, snippet.id)
     cache.down = False
     assert (await cache.get_snippet(snippet.id)).value is None
-    assert await cache.get_by_ref(owner.id, 1) is None
+    assert (await cache.get_by_ref(owner.id, 1)).value is None
 
 
 async def test_cache_by_ref_reads_the_snippet_behind_a_known_ref(clock: FakeClock) -> None:
     cache = FakeSnippetCache()
     owner = _user("a@example.com", clock)
     snippet = _snippet(owner, 1, clock)
-    assert await cache.get_by_ref(owner.id, 1) is None  # unknown ref
-    await cache.put_ref(owner.id, 1, snippet.id)
+    assert (await cache.get_by_ref(owner.id, 1)).value is None  # unknown ref
+    await cache.put_snippet(snippet, (await cache.get_snippet(snippet.id)).ticket)
+    await cache.forget_snippet(owner.id, snippet.id)  # the ref stays known
     miss = await cache.get_by_ref(owner.id, 1)
-    assert miss is not None
     assert miss.value is None
+    assert miss.ticket.key == FakeSnippetCache.snippet_key(snippet.id)
     await cache.put_snippet(snippet, miss.ticket)  # its ticket is the snippet key's
     hit = await cache.get_by_ref(owner.id, 1)
-    assert hit is not None
     assert hit.value == snippet

@@ -20,9 +20,9 @@ from core.events import (
     UserLoggedIn,
     UserSignedUp,
 )
-from core.notifications import email_for, wants_email
+from core.notifications import VerificationLinks, email_for, wants_email
 
-from .fakes import LINK_BASE
+from .fakes import LINK_BASE, WEB_BASE, verify_links
 
 NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=24)
@@ -36,6 +36,7 @@ EVENTS: dict[EmailKind, tuple[Callable[[], Event], dict[str, Any]]] = {
         lambda: UserSignedUp(USER, "ABCD2345", "payload_x-1", LATER),
         {
             "link": f"{LINK_BASE}?start=payload_x-1",
+            "web_link": f"{WEB_BASE}/app/#verify=payload_x-1",
             "code": "ABCD2345",
             "expires_at": LATER.isoformat(),
         },
@@ -77,7 +78,7 @@ def test_every_kind_of_email_is_covered() -> None:
 def test_email_for_each_event(kind: EmailKind) -> None:
     make, context = EVENTS[kind]
 
-    email = email_for(make(), NOW, verify_link_base=LINK_BASE)
+    email = email_for(make(), NOW, verify_links=verify_links)
 
     assert (email.kind, email.to, email.created_at) == (kind, USER.email, NOW)
     assert email.context == context
@@ -87,18 +88,28 @@ def test_email_for_each_event(kind: EmailKind) -> None:
 
 def test_each_email_has_its_own_id() -> None:
     make, _ = EVENTS[EmailKind.LOGIN_ALERT]
-    first = email_for(make(), NOW, verify_link_base=LINK_BASE)
-    second = email_for(make(), NOW, verify_link_base=LINK_BASE)
+    first = email_for(make(), NOW, verify_links=verify_links)
+    second = email_for(make(), NOW, verify_links=verify_links)
     assert first.id != second.id
     assert first.message_id != second.message_id
 
 
 def test_login_alert_time_keeps_its_zone() -> None:
     at = datetime(2030, 6, 1, 12, 30, tzinfo=UTC)
-    email = email_for(UserLoggedIn(USER, at), NOW, verify_link_base=LINK_BASE)
+    email = email_for(UserLoggedIn(USER, at), NOW, verify_links=verify_links)
     parsed = datetime.fromisoformat(email.context["at"])
     assert parsed == at
     assert parsed.utcoffset() == timedelta(0)
+
+
+def test_without_a_web_address_the_verification_email_has_only_the_chat_link() -> None:
+    email = email_for(
+        UserSignedUp(USER, "ABCD2345", "p", LATER),
+        NOW,
+        verify_links=lambda payload: VerificationLinks(f"{LINK_BASE}?start={payload}"),
+    )
+    assert email.context["link"] == f"{LINK_BASE}?start=p"
+    assert "web_link" not in email.context
 
 
 @pytest.mark.parametrize("kind", list(EmailKind))

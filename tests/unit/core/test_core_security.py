@@ -11,7 +11,8 @@ from typing import Any
 import jwt
 import pytest
 
-from core.errors import AuthenticationError, SessionExpired, ValidationError
+from core.entities import Client
+from core.errors import AuthenticationError, NotLoggedIn, SessionExpired, ValidationError
 from core.security import (
     CODE_ALPHABET,
     CODE_LENGTH,
@@ -22,20 +23,20 @@ from core.security import (
     new_code,
     new_link_payload,
     normalise_code,
-    same_secret,
 )
 
 from .fakes import JWT_SECRET, JWT_TTL
 
 NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 USER = uuid.UUID("12345678-1234-5678-1234-567812345678")
-CHAT = 4242
+CHAT = Client.chat(4242)
+API = Client.api("203.0.113.7")
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
     claims: dict[str, Any] = {
         "sub": str(USER),
-        "chat": CHAT,
+        "client": "chat:4242",
         "jti": "session-id",
         "iat": int(NOW.timestamp()),
         "exp": int((NOW + JWT_TTL).timestamp()),
@@ -78,7 +79,7 @@ def test_an_issued_token_decodes_to_its_claims_by_the_injected_clock(
     token, issued = tokens.issue(USER, CHAT, now)
     claims = tokens.decode(token, CHAT, now + timedelta(seconds=1))
     assert claims == issued
-    assert (claims.user_id, claims.chat_id) == (USER, CHAT)
+    assert (claims.user_id, claims.client) == (USER, "chat:4242")
     assert claims.expires_at - claims.issued_at == JWT_TTL
 
 
@@ -98,9 +99,29 @@ def test_a_token_expires_at_exactly_its_ttl(tokens: SessionTokens) -> None:
 
 def test_a_token_of_another_chat_is_refused(tokens: SessionTokens) -> None:
     token, _ = tokens.issue(USER, CHAT, NOW)
-    with pytest.raises(AuthenticationError, match="another chat") as caught:
-        tokens.decode(token, CHAT + 1, NOW)
-    assert not isinstance(caught.value, SessionExpired)
+    with pytest.raises(NotLoggedIn, match="another client"):
+        tokens.decode(token, Client.chat(4243), NOW)
+
+
+def test_a_chat_token_is_refused_by_the_api_and_an_api_token_by_the_chat(
+    tokens: SessionTokens,
+) -> None:
+    chat_token, _ = tokens.issue(USER, CHAT, NOW)
+    api_token, claims = tokens.issue(USER, API, NOW)
+    assert claims.client == "api"
+    with pytest.raises(NotLoggedIn, match="another client"):
+        tokens.decode(chat_token, API, NOW)
+    with pytest.raises(NotLoggedIn, match="another client"):
+        tokens.decode(api_token, CHAT, NOW)
+    # An API token is not bound to the caller's address: it moves with its holder.
+    assert tokens.decode(api_token, Client.api("198.51.100.1"), NOW) == claims
+
+
+def test_a_token_may_end_before_its_ttl_but_never_after(tokens: SessionTokens) -> None:
+    _, early = tokens.issue(USER, API, NOW, expires_at=NOW + timedelta(minutes=5))
+    assert early.expires_at == NOW + timedelta(minutes=5)
+    _, capped = tokens.issue(USER, API, NOW, expires_at=NOW + JWT_TTL * 2)
+    assert capped.expires_at == NOW + JWT_TTL
 
 
 def _tampered_payload() -> str:
@@ -112,7 +133,7 @@ def _tampered_payload() -> str:
 
 def _foreign_signature() -> str:
     header, payload, _ = _sign(_claims()).split(".")
-    signature = _sign(_claims(chat=1)).split(".")[2]
+    signature = _sign(_claims(client="chat:1")).split(".")[2]
     return ".".join([header, payload, signature])
 
 
@@ -147,10 +168,13 @@ BAD_TOKENS: dict[str, Any] = {
     "missing iat": lambda: _sign(_claims(iat=None)),
     "missing sub": lambda: _sign(_claims(sub=None)),
     "missing jti": lambda: _sign(_claims(jti=None)),
-    "missing chat": lambda: _sign(_claims(chat=None)),
+    "missing client": lambda: _sign(_claims(client=None)),
+    "the old chat claim instead": lambda: _sign(_claims(client=None, chat=4242)),
     "sub not a uuid": lambda: _sign(_claims(sub="admin")),
     "sub not a string": lambda: _sign(_claims(sub=12345)),
-    "chat not a number": lambda: _sign(_claims(chat="my chat")),
+    "client of another chat": lambda: _sign(_claims(client="chat:4243")),
+    "client of the api": lambda: _sign(_claims(client="api")),
+    "client not a string": lambda: _sign(_claims(client=4242)),
     "exp not a number": lambda: _sign(_claims(exp="tomorrow")),
     "exp out of range": lambda: _sign(_claims(exp=10**20)),
     "iat out of range": lambda: _sign(_claims(iat=-(10**20))),
@@ -164,13 +188,13 @@ BAD_TOKENS: dict[str, Any] = {
 def test_bad_tokens_are_refused(tokens: SessionTokens, make: Any) -> None:
     with pytest.raises(AuthenticationError) as caught:
         tokens.decode(make(), CHAT, NOW + timedelta(seconds=1))
-    assert type(caught.value) is AuthenticationError  # never mistaken for a mere expiry
+    assert type(caught.value) is NotLoggedIn  # never mistaken for a mere expiry
 
 
 def test_the_well_formed_reference_token_is_accepted(tokens: SessionTokens) -> None:
     # The matrix above differs from this token in one thing each.
     claims = tokens.decode(_sign(_claims()), CHAT, NOW + timedelta(seconds=1))
-    assert (claims.user_id, claims.chat_id, claims.jti) == (USER, CHAT, "session-id")
+    assert (claims.user_id, claims.client, claims.jti) == (USER, "chat:4242", "session-id")
 
 
 @pytest.mark.parametrize("delta", [timedelta(0), timedelta(seconds=1), timedelta(days=400)])
@@ -257,5 +281,3 @@ def test_secret_hashing() -> None:
     assert hash_secret("x") == hash_secret("x")
     assert hash_secret("x") != hash_secret("X")
     assert len(hash_secret("x")) == 64
-    assert same_secret("abc", "abc")
-    assert not same_secret("abc", "abd")

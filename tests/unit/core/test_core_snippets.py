@@ -326,7 +326,8 @@ async def test_another_users_snippet_is_answered_like_a_missing_one(
             await attempt
         assert str(caught.value) == str(missing.value)
 
-    assert str(missing.value) == "There is no snippet 3 among yours. Send /list to see them."
+    assert str(missing.value) == "There is no snippet 3 among yours."
+    assert missing.value.ref == 3
     bob3 = stored(db, bob, 3)
     assert bob3 is not None
     assert (bob3.title, bob3.code) == ("bob's", "secret = 1\n")
@@ -491,9 +492,9 @@ async def test_reads_fill_the_cache_and_writes_empty_it(
 ) -> None:
     snippet = (await snippets.create(ada, "Adder", PYTHON)).snippet
     key = cache.snippet_key(snippet.id)
-    await snippets.get(ada, 1)  # learns the ref
-    await snippets.get(ada, 1)  # caches the snippet
+    await snippets.get(ada, 1)  # the first read caches the snippet (and its ref)
     assert cache.peek(key) == snippet
+    assert cache.peek(cache.ref_key(ada.id, 1)) == snippet.id
 
     edited = await snippets.edit(ada, 1, "x = 2\n")
     assert cache.peek(key) is None
@@ -505,12 +506,24 @@ async def test_reads_fill_the_cache_and_writes_empty_it(
     assert cache.peek(cache.list_key(ada.id)) is None
 
 
+async def test_a_first_read_by_id_fills_the_cache(
+    snippets: SnippetService, cache: FakeSnippetCache, ada: User
+) -> None:
+    snippet = (await snippets.create(ada, "Adder", PYTHON)).snippet
+    assert (await snippets.get(ada, snippet.id)).snippet == snippet
+    assert cache.peek(cache.snippet_key(snippet.id)) == snippet
+    assert (await snippets.view(ada, 1)) == snippet
+
+
+@pytest.mark.parametrize("known_ref", [True, False], ids=["ref-cached", "first-read"])
 @pytest.mark.parametrize("change", ["edit", "rename", "delete"])
 async def test_a_read_that_started_before_a_change_cannot_cache_the_old_snippet(
-    snippets: SnippetService, cache: FakeSnippetCache, ada: User, change: str
+    snippets: SnippetService, cache: FakeSnippetCache, ada: User, change: str, known_ref: bool
 ) -> None:
     old = (await snippets.create(ada, "Adder", PYTHON)).snippet
-    await snippets.get(ada, 1)  # the ref is cached, the snippet is not
+    if known_ref:
+        await snippets.get(ada, 1)
+        await cache.forget_snippet(ada.id, old.id)  # the ref is cached, the snippet is not
 
     async def change_commits_meanwhile() -> None:
         # Runs after the reader missed, took its ticket and read `old` from the database.

@@ -105,12 +105,9 @@ class FakeOutboxQueue:
                 claimed.append(leased)
             return claimed
 
-    async def mark_sent(self, email_id: UUID, at: datetime) -> None:
-        self._update(email_id, status=OutboxStatus.SENT, sent_at=at)
-
     async def mark_all_sent(self, email_ids: Sequence[UUID], at: datetime) -> None:
         for email_id in email_ids:
-            await self.mark_sent(email_id, at)
+            self._update(email_id, status=OutboxStatus.SENT, sent_at=at)
 
     async def retry_later(self, email_id: UUID, error: str, at: datetime) -> None:
         self._update(email_id, status=OutboxStatus.PENDING, next_attempt_at=at, last_error=error)

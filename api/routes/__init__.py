@@ -1,0 +1,1 @@
+"""The REST API's routes: parse the request, call core, render JSON. Nothing else."""

@@ -1,0 +1,126 @@
+"""Snippets: `/snippets` and `/snippets/{id}`, the owner's UUID or short ref alike."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from api.dependencies import ServicesDep, UserDep
+from api.errors import documented
+from api.schemas import NewSnippet, SnippetChanges, SnippetOut, SnippetPage, SnippetSummaryOut
+from core.errors import BadRef
+from core.snippets import MAX_SEARCH_CHARS, SnippetKey, parse_ref
+
+router = APIRouter(tags=["snippets"])
+
+MAX_PAGE = 100
+MAX_OFFSET = 1_000_000
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+IdPath = Annotated[
+    str,
+    Path(
+        alias="id",
+        max_length=36,
+        description="The snippet's UUID, or its owner's short ref (`3`, as `/get 3` in chat).",
+        examples=["3", "5d0c7a52-2d4e-4c2a-9a59-1b8e8f7e2a10"],
+    ),
+]
+
+
+def snippet_key(raw: str) -> SnippetKey:
+    """A UUID, or a ref; anything else is a 422 naming the path's `id`."""
+    if _UUID.fullmatch(raw):
+        return UUID(raw)
+    return parse_ref(raw) if raw.isascii() and raw.isdigit() else _bad_ref(raw)
+
+
+def _bad_ref(raw: str) -> SnippetKey:
+    raise BadRef(raw)
+
+
+@router.post(
+    "/snippets",
+    status_code=status.HTTP_201_CREATED,
+    summary="Save a snippet",
+    description="The language is detected from the code unless given. Queues a `New Snippet "
+    "Created` email. `Location` names the new snippet.",
+    responses=documented(400, 401, 413, 422, 503),
+)
+async def create_snippet(
+    body: NewSnippet, user: UserDep, services: ServicesDep, response: Response
+) -> SnippetOut:
+    saved = await services.snippets.create(user, body.title, body.code, language_hint=body.language)
+    response.headers["Location"] = f"/snippets/{saved.snippet.id}"
+    return SnippetOut.of(saved.snippet)
+
+
+@router.get(
+    "/snippets",
+    summary="List or search your snippets",
+    description="Newest first, without their code. With `q`, only those whose title or code "
+    "holds it.",
+    responses=documented(401, 422, 503),
+)
+async def list_snippets(
+    user: UserDep,
+    services: ServicesDep,
+    q: Annotated[
+        str | None,
+        Query(max_length=MAX_SEARCH_CHARS, description="Text to find in titles and code."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> SnippetPage:
+    if q is not None and q.strip():
+        page = await services.snippets.search(user, q, offset, limit)
+    else:
+        page = await services.snippets.list(user, offset, limit)
+    return SnippetPage(
+        items=[SnippetSummaryOut.of(item) for item in page.items],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/snippets/{id}",
+    summary="Get a snippet",
+    description="Read through the cache (`snippet:<id>`). Queues a `Your Requested Snippet` "
+    "email with the code.",
+    responses=documented(401, 404, 422, 503),
+)
+async def get_snippet(snippet_id: IdPath, user: UserDep, services: ServicesDep) -> SnippetOut:
+    saved = await services.snippets.get(user, snippet_key(snippet_id))
+    return SnippetOut.of(saved.snippet)
+
+
+@router.patch(
+    "/snippets/{id}",
+    summary="Change a snippet",
+    description="Any of title, code and language; the rest stays.",
+    responses=documented(400, 401, 404, 413, 422, 503),
+)
+async def update_snippet(
+    snippet_id: IdPath, body: SnippetChanges, user: UserDep, services: ServicesDep
+) -> SnippetOut:
+    snippet = await services.snippets.update(
+        user, snippet_key(snippet_id), title=body.title, code=body.code, language=body.language
+    )
+    return SnippetOut.of(snippet)
+
+
+@router.delete(
+    "/snippets/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a snippet",
+    description="Queues a `Snippet Deleted` email.",
+    responses=documented(401, 404, 422, 503),
+)
+async def delete_snippet(snippet_id: IdPath, user: UserDep, services: ServicesDep) -> Response:
+    await services.snippets.delete(user, snippet_key(snippet_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,129 @@
+"""The composition root: the one place that turns settings into adapters and use cases.
+
+Every edge (the bot, the HTTP API), the CLI's worker and check, the bench and the tests open
+their services here: `await bootstrap(settings)`, with the fakes a test passes in (a clock, a
+fast hasher, a mail transport). Nothing is built at import time; `Services.close` ends it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from core.accounts import AccountService
+from core.flows import FlowService
+from core.notifications import VerificationLinks, VerifyLinks
+from core.ports import Clock, utc_now
+from core.security import PasswordHasher, SessionTokens
+from core.settings import Settings
+from core.snippets import SnippetService
+from mail.render import EmailRenderer
+from mail.transport import MailTransport, create_transport
+from mail.worker import OutboxWorker
+from storage.cache import ManagedSnippetCache, create_snippet_cache
+from storage.database import Database
+
+
+class VerificationLinkBuilder:
+    """The links of a verification email: `https://t.me/<bot>?start=<payload>` (the bot's
+    name is known once it has asked Telegram), and `<public_url>/app/#verify=<payload>` when
+    the HTTP server has a public address."""
+
+    def __init__(self, bot_username: str = "", public_url: str | None = None) -> None:
+        self.bot_username = bot_username
+        self.public_url = public_url.rstrip("/") if public_url else None
+
+    def __call__(self, payload: str) -> VerificationLinks:
+        web = f"{self.public_url}/app/#verify={payload}" if self.public_url else None
+        return VerificationLinks(chat=f"https://t.me/{self.bot_username}?start={payload}", web=web)
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The configured secret, or on the embedded default one generated once under DATA_DIR
+    (settings refuse an external database without JWT_SECRET)."""
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    path = settings.jwt_secret_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@dataclass
+class Services:
+    """What every edge shares in one process; build it with `bootstrap`."""
+
+    settings: Settings
+    database: Database
+    cache: ManagedSnippetCache
+    accounts: AccountService
+    snippets: SnippetService
+    flows: FlowService
+    worker: OutboxWorker
+    verify_links: VerifyLinks
+    clock: Clock = utc_now
+    _worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _worker_task: asyncio.Task[None] | None = None
+
+    def set_bot_username(self, username: str) -> None:
+        """Verification links open the bot: `https://t.me/<username>?start=<payload>`."""
+        if isinstance(self.verify_links, VerificationLinkBuilder):
+            self.verify_links.bot_username = username
+
+    def start_worker(self) -> None:
+        self._worker_stop.clear()
+        self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop))
+
+    async def stop_worker(self) -> None:
+        if self._worker_task is None:
+            return
+        self._worker_stop.set()
+        await self._worker_task
+        self._worker_task = None
+
+    async def close(self) -> None:
+        await self.stop_worker()
+        await self.cache.close()
+        await self.database.dispose()
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    hasher: PasswordHasher | None = None,
+    mail_transport: MailTransport | None = None,
+    verify_links: VerifyLinks | None = None,
+) -> Services:
+    """Opens the adapters `settings` name (or the ones passed in) and wires the use cases.
+
+    `clock` is the one clock of everything built here (sessions, codes, flows, the outbox);
+    `verify_links` defaults to a `VerificationLinkBuilder` with the web link of `PUBLIC_URL`
+    (when set); the bot sets its name on start (`Services.set_bot_username`).
+    """
+    database = Database.from_settings(settings, clock=clock)
+    cache = create_snippet_cache(settings)
+    links = verify_links or VerificationLinkBuilder(public_url=settings.public_url)
+    tokens = SessionTokens(jwt_secret(settings), timedelta(seconds=settings.jwt_ttl_seconds))
+    uow = database.uow_factory()
+    accounts = AccountService(uow, hasher or PasswordHasher(), tokens, clock, links)
+    snippets = SnippetService(uow, cache, clock, settings.max_snippet_bytes)
+    worker = OutboxWorker(
+        database.outbox_queue(),
+        mail_transport or create_transport(settings),
+        EmailRenderer(),
+        settings.smtp_from,
+        clock,
+    )
+    flows = FlowService(uow, clock)
+    return Services(
+        settings, database, cache, accounts, snippets, flows, worker, links, clock=clock
+    )

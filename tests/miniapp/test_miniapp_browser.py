@@ -478,6 +478,9 @@ async def test_in_a_plain_browser_a_snippet_lives_and_dies_and_the_chat_sees_it(
     await page.get_by_role("button", name="Delete").click()
     await page.locator(".dialog").get_by_role("button", name="Delete").click()
     await expect(page.locator("[data-screen=list]")).to_be_visible()
+    await expect(page.get_by_label("Search")).to_have_value("greet")  # the search stays
+    await expect(page.get_by_text("Nothing found")).to_be_visible()
+    await page.get_by_label("Search").fill("")
     await expect(page.locator(".snippet")).to_have_count(1)
     await expect(page.locator(".snippet .title")).to_have_text("Unrelated")
     deleted = await server.mail(address, SUBJECT_DELETED)
@@ -509,8 +512,8 @@ async def test_in_a_plain_browser_a_snippet_lives_and_dies_and_the_chat_sees_it(
 
 
 async def seed_snippets(database_url: str, email: str, count: int) -> None:
-    """`count` snippets for the account, written straight into the database (through the API
-    each would send an email)."""
+    """`count` snippets for the account, a day old, written straight into the database
+    (through the API each would send an email)."""
     dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
     connection = await asyncpg.connect(dsn)
     try:
@@ -528,7 +531,8 @@ async def seed_snippets(database_url: str, email: str, count: int) -> None:
                                       created_at, updated_at)
                 SELECT gen_random_uuid(), $1, $2 + n, 'Seeded snippet ' || n,
                        'print(' || n || ')', 'Python',
-                       now() - make_interval(secs => $3 - n), now() - make_interval(secs => $3 - n)
+                       now() - interval '1 day' + make_interval(secs => n),
+                       now() - interval '1 day' + make_interval(secs => n)
                 FROM generate_series(1, $3) AS n
                 """,
                 owner,

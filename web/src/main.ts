@@ -510,7 +510,7 @@ async function showEditor(snippet: Snippet | null): Promise<void> {
   if (root.dataset.screen !== (creating ? "create" : "edit")) return;
   editor = createEditor(code, snippet?.code ?? "", {
     readOnly: false,
-    language: snippet?.language ?? PLAIN_TEXT,
+    language: language.value || PLAIN_TEXT, // picked already, maybe, while the editor loaded
     onChange: markDirty,
   });
   if (creating) title.focus();

@@ -396,8 +396,21 @@ async def test_in_a_plain_browser_a_snippet_lives_and_dies_and_the_chat_sees_it(
 ) -> None:
     address = f"ada-{uuid.uuid4().hex[:8]}@example.com"
     chat = Chat(server, ADA)
-    await chat.sign_up_and_log_in(address)
     page, watch = await new_page(browser, width=1280, height=800, dark=False)
+
+    # Sign up in the chat; verify with the web link of the email, which opens the app.
+    await chat.say(f"/signup {address} {PASSWORD}", "verification email")
+    verification = (await server.mail(address, SUBJECT_VERIFY)).text()
+    link = re.search(re.escape(PUBLIC_URL) + r"/app/#verify=([A-Za-z0-9_-]+)", verification)
+    assert link is not None, verification
+    watch.expect("/auth/verify", 400)
+    await page.goto(f"{server.base}/app/#verify={link.group(1)[::-1]}")
+    await expect(page.get_by_role("alert")).to_contain_text("Verification failed")
+    await page.goto(f"{server.base}/app/#verify={link.group(1)}")
+    await expect(page.get_by_text("Your email is verified")).to_be_visible()
+    assert "verify" not in page.url, "the one-time payload stays out of the address bar"
+    await chat.say(f"/login {address} {PASSWORD}", "Logged in as")
+    await page.get_by_role("button", name="Sign in").click()
 
     # Sign in: a wrong password first, then the right one.
     await page.goto(f"{server.base}/app/")

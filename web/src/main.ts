@@ -640,7 +640,7 @@ async function verifyFromLink(code: string): Promise<void> {
     const wrong = failure instanceof ApiError && failure.status === 400;
     screen("verify-failed", topBar("SnippetVault"),
       message("error", "Verification failed",
-        wrong ? "This verification link is wrong, already used or expired. Send /start to the bot for a new one."
+        wrong ? "This verification link is wrong, already used or expired. Log in in the chat with /login to get a new one."
           : errorText(failure),
         button("Sign in", () => showSignIn(), "primary")));
   }
@@ -668,5 +668,11 @@ async function start(): Promise<void> {
   if (token.get()) startSignedIn();
   else showSignIn();
 }
+
+// A verification link opened while the app is already open changes only the fragment.
+window.addEventListener("hashchange", () => {
+  const verify = new URLSearchParams(location.hash.slice(1)).get("verify");
+  if (verify) void verifyFromLink(verify);
+});
 
 void start();

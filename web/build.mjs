@@ -40,9 +40,15 @@ const style = meta.cssBundle;
 if (!style) throw new Error("esbuild produced no stylesheet");
 const href = (path) => relative(out, join(here, path)).split("\\").join("/");
 
+// The chunks the entry imports statically are fetched at once, not one after the other.
+const preloads = meta.imports
+  .filter((item) => item.kind === "import-statement")
+  .map((item) => `<link rel="modulepreload" href="${href(item.path)}">`)
+  .join("\n");
 const page = readFileSync(join(here, "index.html"), "utf8")
   .replace("%SCRIPT%", href(script))
-  .replace("%STYLE%", href(style));
+  .replace("%STYLE%", href(style))
+  .replace("%PRELOADS%", preloads);
 writeFileSync(join(out, "index.html"), page);
 
 // The licences of the packages bundled into the built files, as their MIT/ISC terms ask.

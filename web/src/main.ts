@@ -657,12 +657,20 @@ function startSignedIn(): void {
 async function start(): Promise<void> {
   const verify = new URLSearchParams(location.hash.slice(1)).get("verify");
   if (verify) return verifyFromLink(verify);
-  launch = await detectTelegram();
-  if (launch) {
-    applyTheme(launch);
-    wireTelegram();
-    if (await signInWithTelegram()) startSignedIn();
-    return;
+  const telegram = detectTelegram();
+  if (telegram) {
+    // Signing in and loading Telegram's script run side by side: the list shows sooner.
+    launch = telegram.early;
+    if (launch) applyTheme(launch);
+    const signedIn = launch ? signInWithTelegram() : null;
+    launch = await telegram.complete;
+    if (launch) {
+      applyTheme(launch);
+      wireTelegram();
+      if (await (signedIn ?? signInWithTelegram())) startSignedIn();
+      else syncTelegramButtons();
+      return;
+    }
   }
   document.documentElement.classList.add("in-browser");
   if (token.get()) startSignedIn();

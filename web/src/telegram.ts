@@ -95,20 +95,24 @@ function loadScript(): Promise<void> {
   });
 }
 
-/** The Telegram launch, or null in a plain browser. */
-export async function detectTelegram(): Promise<Launch | null> {
-  const fromFragment = fragmentLaunch();
-  if (!fromFragment && !window.Telegram?.WebApp) return null;
-  await loadScript();
-  const app = webApp();
-  if (app?.initData) {
+/**
+ * The Telegram launch, or null in a plain browser. `early` is what the URL already says (no
+ * waiting: sign-in starts with it while Telegram's script loads); `complete` resolves once the
+ * script is there (or failed to come), with what it adds.
+ */
+export function detectTelegram(): { early: Launch | null; complete: Promise<Launch | null> } | null {
+  const early = fragmentLaunch();
+  if (!early && !window.Telegram?.WebApp) return null;
+  const complete = loadScript().then(() => {
+    const app = webApp();
+    if (!app?.initData) return early;
     return {
       initData: app.initData,
-      themeParams: { ...(fromFragment?.themeParams ?? {}), ...(app.themeParams ?? {}) },
+      themeParams: { ...(early?.themeParams ?? {}), ...(app.themeParams ?? {}) },
       colorScheme: app.colorScheme ?? null,
     };
-  }
-  return fromFragment;
+  });
+  return { early, complete };
 }
 
 export function webApp(): WebApp | null {

@@ -634,6 +634,12 @@ async def test_inside_telegram_the_chat_session_signs_the_app_in_and_out(
     await page.get_by_label("Search").fill("Seeded")
     await expect(page.get_by_text("Log in in the chat first")).to_be_visible()
     assert await page.evaluate("sessionStorage.getItem('snippetvault.token')") is None
+    await page.screenshot(path=shoot(screenshot_dir, "phone-dark-refused-after-logout"))
+
+    # Logged in again in the chat, "Try again" opens the list with the same launch.
+    await chat.say(f"/login {address} {PASSWORD}", "Logged in as")
+    await page.get_by_role("button", name="Try again").click()
+    await expect(page.locator(".snippet").first).to_be_visible()
     watch.assert_clean()
 
     # Launch data that is forged, too old, or for a user whose chat is not logged in.
@@ -651,6 +657,8 @@ async def test_inside_telegram_the_chat_session_signs_the_app_in_and_out(
         await expect(refused.get_by_role("alert")).to_contain_text(words)
         assert await refused.evaluate("document.documentElement.dataset.theme") == "light"
         assert refused_watch.seen == [("/auth/telegram", status)], name
+        retry = refused.get_by_role("button", name="Try again")
+        await expect(retry).to_have_count(1 if status == 403 else 0)  # only logging in helps
         await refused.screenshot(path=shoot(screenshot_dir, f"phone-light-refused-{name}"))
         refused_watch.assert_clean()
         await refused.context.close()

@@ -126,7 +126,7 @@ type Refusal = "no-session" | "stale" | "error";
 
 function showRefused(kind: Refusal, detail = ""): void {
   token.set(null);
-  const retry = button("Try again", () => void signInWithTelegram(), "primary");
+  const retry = button("Try again", () => void retrySignIn(), "primary");
   const texts: Record<Refusal, [string, string]> = {
     "no-session": [
       "Log in in the chat first",
@@ -141,7 +141,13 @@ function showRefused(kind: Refusal, detail = ""): void {
     error: ["Cannot sign in", detail || "Something went wrong. Please try again."],
   };
   const [title, text] = texts[kind];
-  screen(`refused-${kind}`, topBar("SnippetVault"), message("error", title, text, retry));
+  // The same launch data stays stale: only a new launch from Telegram helps, not a retry.
+  const actions = kind === "stale" ? [] : [retry];
+  screen(`refused-${kind}`, topBar("SnippetVault"), message("error", title, text, ...actions));
+}
+
+async function retrySignIn(): Promise<void> {
+  if (await signInWithTelegram()) startSignedIn();
 }
 
 async function signInWithTelegram(): Promise<boolean> {

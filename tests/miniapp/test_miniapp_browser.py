@@ -598,6 +598,15 @@ async def test_inside_telegram_the_chat_session_signs_the_app_in_and_out(
     await page.locator(".sentinel").scroll_into_view_if_needed()
     await expect(page.locator(".snippet")).to_have_count(100)
 
+    # A snippet far down, and back: the list is as it was, where it was.
+    far = page.locator(".snippet").nth(79)
+    title = await far.locator(".title").inner_text()
+    await far.click()
+    await expect(page.locator(".snippet-title")).to_have_text(title)
+    await page.evaluate("window.__telegram.pressBackButton()")
+    await expect(page.locator(".snippet")).to_have_count(100)
+    await expect(page.locator(".snippet").nth(79)).to_be_in_viewport()
+
     # Open the chat's snippet, edit it with Telegram's MainButton, go back with its BackButton.
     await page.get_by_label("Search").fill("From the chat")
     await expect(page.locator(".snippet")).to_have_count(1)

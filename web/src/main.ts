@@ -30,6 +30,7 @@ const list = {
   generation: 0,
   failed: null as string | null,
   scrollY: 0,
+  stale: true, // a snippet changed since the list was loaded
 };
 
 // Screens --------------------------------------------------------------------------------------
@@ -44,6 +45,7 @@ function screen(name: string, ...children: (Node | null)[]): void {
   mainAction = null; // each screen sets backAction through its topBar
   root.dataset.screen = name;
   replace(root, ...children);
+  window.scrollTo(0, 0);
   syncTelegramButtons();
 }
 
@@ -224,7 +226,7 @@ function showList(reload = true): void {
     if (entries.some((entry) => entry.isIntersecting) && !more.hidden) void loadMore(items, status, more);
   });
   listObserver.observe(sentinel);
-  if (reload || list.failed !== null) void reloadList(items, status, more);
+  if (reload || list.stale || list.failed !== null) void reloadList(items, status, more);
   else {
     renderItems(items, status, more);
     window.scrollTo(0, list.scrollY);
@@ -234,6 +236,7 @@ function showList(reload = true): void {
 async function reloadList(items: HTMLElement, status: HTMLElement, more: HTMLButtonElement): Promise<void> {
   list.items = [];
   list.total = 0;
+  list.stale = false;
   await loadMore(items, status, more, true);
 }
 
@@ -312,9 +315,10 @@ async function signOut(): Promise<void> {
 
 let current: Snippet | null = null;
 
+/** Back to the list as it was (loaded pages, scroll position), unless a snippet changed. */
 function backToList(): void {
   current = null;
-  showList(true);
+  showList(false);
 }
 
 async function openSnippet(id: string): Promise<void> {
@@ -327,6 +331,7 @@ async function openSnippet(id: string): Promise<void> {
     await showSnippet(snippet);
   } catch (failure) {
     const missing = failure instanceof ApiError && failure.status === 404;
+    if (missing) list.stale = true;
     screen(
       "error",
       topBar("Snippet", [], backToList),
@@ -390,6 +395,7 @@ async function rename(snippet: Snippet): Promise<void> {
     const renamed = await authorized(() => api.update(snippet.id, { title: title.trim() }));
     if (renamed === null) return;
     current = renamed;
+    list.stale = true;
     toast("Renamed");
     await showSnippet(renamed);
   } catch (failure) {
@@ -406,10 +412,12 @@ async function remove(snippet: Snippet): Promise<void> {
       return true;
     });
     if (done === null) return;
+    list.stale = true;
     toast("Deleted");
     backToList();
   } catch (failure) {
     if (failure instanceof ApiError && failure.status === 404) {
+      list.stale = true;
       toast("It was already deleted.");
       backToList();
     } else toast(errorText(failure), true);
@@ -499,6 +507,7 @@ async function showEditor(snippet: Snippet | null): Promise<void> {
       }
       if (saved === null) return;
       setDirty(false);
+      list.stale = true;
       current = saved;
       toast(creating ? "Created" : "Saved");
       await showSnippet(saved);

@@ -23,6 +23,7 @@ COPY storage ./storage
 COPY mail ./mail
 COPY bot ./bot
 COPY api ./api
+COPY bootstrap.py ./
 # A real wheel, not an editable install: migrations and templates must ship inside the packages.
 RUN /opt/snippetvault/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/snippetvault/bin/pip install --no-deps /wheels/snippetvault-*.whl

@@ -45,7 +45,6 @@ def create_app(
     app.state.settings = settings
     if services is not None:
         app.state.services = services
-        app.state.ready = True
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)

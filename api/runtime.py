@@ -43,14 +43,12 @@ class Runtime:
         try:
             running = self._with_bot(app) if self.with_bot else self._without_bot(app)
             async with running:
-                started = app.state.ready = True
+                started = True
                 yield
         except BaseException as error:
             if not started:
                 self.startup_error = error
             raise
-        finally:
-            app.state.ready = False
 
     @contextlib.asynccontextmanager
     async def _with_bot(self, app: FastAPI) -> AsyncIterator[None]:

@@ -57,8 +57,10 @@ def _settings_rows(settings: Settings) -> list[tuple[str, str]]:
     for name, value in settings.model_dump().items():
         if isinstance(value, SecretStr):
             shown = "set (hidden)" if value.get_secret_value() else "not set"
-        elif value is None:
+        elif value is None or value == ():
             shown = "not set"
+        elif isinstance(value, tuple):
+            shown = ", ".join(str(item) for item in value)
         elif name.endswith("_url") and isinstance(value, str) and "@" in value:
             shown = make_url(value).render_as_string(hide_password=True)
         else:

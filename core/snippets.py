@@ -149,6 +149,9 @@ class SnippetService:
             raise EmptySearch
         if len(query) > MAX_SEARCH_CHARS:
             raise SearchTooLong(MAX_SEARCH_CHARS)
+        if "\x00" in query:
+            # No title or code holds NUL (they are refused), and Postgres cannot even be asked.
+            return Page((), 0, offset, limit)
         async with self._uow() as uow:
             await uow.autocommit()
             return await uow.snippets.search(owner.id, query, offset, limit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -42,13 +42,27 @@ def _bad_ref(raw: str) -> SnippetKey:
     raise BadRef(raw)
 
 
+_BY_ID = {"id": "$response.body#/id"}
+CREATED_LINKS: dict[int | str, dict[str, Any]] = {
+    201: {
+        "description": "The new snippet.",
+        "links": {
+            "GetSnippet": {"operationId": "get_snippet", "parameters": _BY_ID},
+            "UpdateSnippet": {"operationId": "update_snippet", "parameters": _BY_ID},
+            "DeleteSnippet": {"operationId": "delete_snippet", "parameters": _BY_ID},
+        },
+    }
+}
+
+
 @router.post(
     "/snippets",
     status_code=status.HTTP_201_CREATED,
+    operation_id="create_snippet",
     summary="Save a snippet",
     description="The language is detected from the code unless given. Queues a `New Snippet "
     "Created` email. `Location` names the new snippet.",
-    responses=documented(400, 401, 413, 422, 503),
+    responses={**CREATED_LINKS, **documented(400, 401, 413, 422, 503)},
 )
 async def create_snippet(
     body: NewSnippet, user: UserDep, services: ServicesDep, response: Response
@@ -60,6 +74,7 @@ async def create_snippet(
 
 @router.get(
     "/snippets",
+    operation_id="list_snippets",
     summary="List or search your snippets",
     description="Newest first, without their code. With `q`, only those whose title or code "
     "holds it.",
@@ -70,7 +85,11 @@ async def list_snippets(
     services: ServicesDep,
     q: Annotated[
         str | None,
-        Query(max_length=MAX_SEARCH_CHARS, description="Text to find in titles and code."),
+        Query(
+            max_length=MAX_SEARCH_CHARS,
+            pattern="^[^\x00]*$",
+            description="Text to find in titles and code.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
@@ -89,6 +108,7 @@ async def list_snippets(
 
 @router.get(
     "/snippets/{id}",
+    operation_id="get_snippet",
     summary="Get a snippet",
     description="Read through the cache (`snippet:<id>`). Queues a `Your Requested Snippet` "
     "email with the code.",
@@ -101,6 +121,7 @@ async def get_snippet(snippet_id: IdPath, user: UserDep, services: ServicesDep) 
 
 @router.patch(
     "/snippets/{id}",
+    operation_id="update_snippet",
     summary="Change a snippet",
     description="Any of title, code and language; the rest stays.",
     responses=documented(400, 401, 404, 413, 422, 503),
@@ -117,6 +138,7 @@ async def update_snippet(
 @router.delete(
     "/snippets/{id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="delete_snippet",
     summary="Delete a snippet",
     description="Queues a `Snippet Deleted` email.",
     responses=documented(401, 404, 422, 503),

@@ -9,13 +9,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-import httpx
 import pytest
 
-from api.app import create_app
 from api.telegram_init_data import sign
 from core.entities import Client
 from tests.api.conftest import PASSWORD, ApiHarness, Clock, api_settings, open_api
+from tests.bot.conftest import Inbox
 
 SNIPPET_SUBJECTS = ("New Snippet Created", "Your Requested Snippet", "Snippet Deleted")
 
@@ -347,8 +346,6 @@ async def test_client_address_through_a_trusted_proxy(sqlite_url: str, tmp_path:
     """Failed logins count per client address: behind a trusted proxy, per forwarded address."""
     settings = api_settings(sqlite_url, tmp_path, trusted_proxies="198.51.100.0/24")
     services, http = await open_api(settings, Clock())
-    app = create_app(settings, services=services)
-    assert app is not None
     async with http:
         for attempt in range(10):
             # Each guess against another account: only the client's count grows.
@@ -372,4 +369,27 @@ async def test_client_address_through_a_trusted_proxy(sqlite_url: str, tmp_path:
     assert other.status_code == 401
 
 
-_ = httpx
+async def test_a_search_for_nul_finds_nothing_on_every_backend(api: ApiHarness) -> None:
+    """The chat's /search reaches core without the API's validation: Postgres cannot even be
+    asked for NUL, and no title or code holds one."""
+    ada = unique("ada")
+    await api.account(ada)
+    user = await api.services.accounts.authenticate(await api.token(ada), Client.api("x"))
+    page = await api.services.snippets.search(user, "a\x00b", 0, 10)
+    assert (page.items, page.total) == ((), 0)
+
+
+async def test_with_public_url_the_verification_email_links_the_web_too(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = api_settings(sqlite_url, tmp_path, public_url="https://snippets.example.org")
+    services, http = await open_api(settings, Clock())
+    ada = unique("ada")
+    async with http:
+        response = await http.post("/auth/signup", json={"email": ada, "password": PASSWORD})
+    assert response.status_code == 202
+    await services.worker.drain_once()
+    await services.close()
+    text = Inbox(settings.mail_dir).last_text(ada, "Verify your email")
+    assert "https://snippets.example.org/app/#verify=" in text
+    assert "https://t.me/SnippetVaultTestBot?start=" in text

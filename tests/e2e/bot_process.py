@@ -123,20 +123,21 @@ class SmtpInbox:
 # The bot process ----------------------------------------------------------------------------
 
 
-def bot_command() -> list[str]:
+def bot_command(*args: str) -> list[str]:
     """The installed console script (the contract's entry point), else the module."""
     script = Path(sys.executable).with_name("snippetvault")
     if script.exists():
-        return [str(script), "run"]
-    return [sys.executable, "-m", "bot.cli", "run"]
+        return [str(script), *(args or ("run",))]
+    return [sys.executable, "-m", "bot.cli", *(args or ("run",))]
 
 
 class BotProcess:
-    """`snippetvault run` with its stdout and stderr in one log file."""
+    """`snippetvault run` (or another command) with its stdout and stderr in one log file."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
         self.env = env
         self.cwd = cwd
+        self.args = args
         self.log_path = cwd / "bot.log"
         self.process: asyncio.subprocess.Process | None = None
         self._log_file: IO[bytes] | None = None
@@ -144,7 +145,7 @@ class BotProcess:
     async def start(self) -> None:
         self._log_file = _open_for_writing(self.log_path)
         self.process = await asyncio.create_subprocess_exec(
-            *bot_command(),
+            *bot_command(*self.args),
             cwd=self.cwd,
             env=self.env,
             stdin=asyncio.subprocess.DEVNULL,

@@ -146,3 +146,15 @@ async def test_a_malformed_content_length_is_a_bad_request(app: FastAPI) -> None
 def test_the_api_cap_holds_a_largest_snippet_in_escaped_json(settings: Settings) -> None:
     escaped = json.dumps({"title": "t", "code": "\x01" * settings.max_snippet_bytes})
     assert len(escaped) < body_limit(settings) < 20 * MB
+
+
+async def test_a_chunked_20_mb_api_body_stops_at_the_cap(app: FastAPI, settings: Settings) -> None:
+    """FastAPI reads a JSON body whole before any dependency (the bearer check included)."""
+    app.state.services = object()  # stands in for started services: nothing gets that far
+    for path in ("/snippets", "/auth/login", "/auth/signup"):
+        body = StreamedBody(20 * MB)
+        status, _, content = await call(
+            app, path, body, {"content-type": "application/json", "authorization": "Bearer x"}
+        )
+        assert (path, status) == (path, 413), content
+        assert body.pulled <= body_limit(settings) + CHUNK

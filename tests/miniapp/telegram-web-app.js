@@ -81,7 +81,13 @@
       isVersionAtLeast: function () { return true; },
     },
   };
-  // What a tap on Telegram's own buttons would do.
+  // What a tap on Telegram's own buttons would do, and a switch of the client's theme.
   state.pressMainButton = function () { mainClicks.fire(); };
   state.pressBackButton = function () { backClicks.fire(); };
+  state.changeTheme = function (params) {
+    var app = window.Telegram.WebApp;
+    app.themeParams = params;
+    app.colorScheme = luminance(params.bg_color) < 128 ? "dark" : "light";
+    (events.themeChanged || []).forEach(function (callback) { callback(); });
+  };
 })();

@@ -594,6 +594,14 @@ async def test_inside_telegram_the_chat_session_signs_the_app_in_and_out(
     assert not state["mainButton"]["visible"] and not state["backButtonVisible"]
     await page.screenshot(path=shoot(screenshot_dir, "phone-dark-list"))
 
+    # The client switches to a light theme: the page follows, and back.
+    await page.evaluate("theme => window.__telegram.changeTheme(theme)", LIGHT_THEME)
+    assert await page.evaluate("document.documentElement.dataset.theme") == "light"
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(255, 255, 255)"
+    await page.evaluate("theme => window.__telegram.changeTheme(theme)", DARK_THEME)
+    assert await page.evaluate("document.documentElement.dataset.theme") == "dark"
+
     # Endless scroll: the next page arrives at the bottom.
     await page.locator(".sentinel").scroll_into_view_if_needed()
     await expect(page.locator(".snippet")).to_have_count(100)

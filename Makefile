@@ -18,7 +18,7 @@ ARGS ?=
 LOCK_ARGS ?=
 MYPY_TARGETS ?= core bot storage mail bench api bootstrap.py
 
-.PHONY: help run worker migrate check lint typecheck test bench lock clean
+.PHONY: help run worker migrate check lint typecheck test bench lock web clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,12 @@ lock: ## regenerate requirements.lock and requirements-runtime.lock (LOCK_ARGS=-
 	  -o requirements.lock $(LOCK_ARGS)
 	UV_CUSTOM_COMPILE_COMMAND='make lock' $(BIN)/uv pip compile pyproject.toml \
 	  -c requirements.lock -o requirements-runtime.lock
+
+# The Mini App: web/ built into api/webapp/ (committed, so installing and running need no Node.js).
+# `npm ci` installs exactly web/package-lock.json; the build is deterministic, so CI rebuilds and
+# diffs the committed files.
+web: ## rebuild the Mini App (web/ → api/webapp/; needs Node.js 20 and npm)
+	cd web && npm ci --no-audit --no-fund && npm run typecheck && npm run build
 
 clean: ## remove the venv, caches and build output (never ./var, where the data lives)
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import health, share_page
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
+from api.miniapp import mount_miniapp
 from api.routes import auth, organise, snippets
 from api.runtime import Runtime
 from api.webhook import MAX_UPDATE_BYTES, webhook_path, webhook_router
@@ -55,10 +56,7 @@ def create_app(
     if runtime is not None and runtime.webhook_mode:
         app.include_router(webhook_router(settings))
         caps[webhook_path(settings)] = MAX_UPDATE_BYTES
-    # -- the Mini App (api/miniapp.py, built by the `miniapp` work) mounts here ---------------
-    # from api.miniapp import mount_miniapp
-    # mount_miniapp(app, settings)
-    # ------------------------------------------------------------------------------------------
+    mount_miniapp(app, settings)
     default_cap = body_limit(settings)
     app.add_middleware(BodyLimit, limit_for=lambda path: caps.get(path, default_cap))
     if settings.cors_origins:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, MenuButtonWebApp, Update, WebAppInfo
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -24,7 +24,7 @@ from bootstrap import Services, bootstrap
 from bot.context import BotApplication, BotContext, reply, stop_button_spinner
 from bot.handlers import accounts, inline, organise, snippets
 from bot.logs import redact_library_logs
-from bot.render import COMMANDS
+from bot.render import COMMANDS, miniapp_url
 from core.settings import Settings
 from storage.locks import PollingLock
 
@@ -176,6 +176,12 @@ def _opener(
         await application.bot.set_my_commands(
             [BotCommand(name, what[:256]) for name, what, _ in COMMANDS]
         )
+        app_url = miniapp_url(settings)
+        if app_url is not None:
+            # The default for every private chat: the button beside the message field.
+            await application.bot.set_chat_menu_button(
+                menu_button=MenuButtonWebApp("Open app", WebAppInfo(app_url))
+            )
         if run_worker:
             opened.start_worker()
         opened.start_purge()

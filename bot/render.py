@@ -6,9 +6,10 @@ from functools import lru_cache
 from html import escape
 
 from pygments.lexers import find_lexer_class
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from core.entities import Page, SharedSnippet, Snippet, SnippetSummary
+from core.settings import Settings
 
 MESSAGE_LIMIT = 4096
 """Telegram's limit, in UTF-16 code units of the text after HTML entities are parsed."""
@@ -105,10 +106,23 @@ def undo_keyboard(snippet: Snippet) -> InlineKeyboardMarkup:
     )
 
 
-def snippet_keyboard(snippet: Snippet) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton("🗑 Delete", callback_data=f"del:{snippet.ref}")]]
-    )
+def miniapp_url(settings: Settings, ref: int | None = None) -> str | None:
+    """The Mini App at `<PUBLIC_URL>/app/` (opened on snippet `ref`), or None without PUBLIC_URL."""
+    if not settings.public_url:
+        return None
+    url = f"{str(settings.public_url).rstrip('/')}/app/"
+    return url if ref is None else f"{url}?snippet={ref}"
+
+
+def open_in_app_button(url: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton("📱 Open in app", web_app=WebAppInfo(url))
+
+
+def snippet_keyboard(snippet: Snippet, app_url: str | None = None) -> InlineKeyboardMarkup:
+    row = [InlineKeyboardButton("🗑 Delete", callback_data=f"del:{snippet.ref}")]
+    if app_url is not None:
+        row.insert(0, open_in_app_button(app_url))
+    return InlineKeyboardMarkup([row])
 
 
 def confirm_delete_keyboard(ref: int) -> InlineKeyboardMarkup:
@@ -136,7 +150,9 @@ def page_text(page: Page[SnippetSummary], heading: str, empty: str) -> str:
     return "\n".join(lines)
 
 
-def page_keyboard(page: Page[SnippetSummary], nav_prefix: str | None) -> InlineKeyboardMarkup:
+def page_keyboard(
+    page: Page[SnippetSummary], nav_prefix: str | None, app_url: str | None = None
+) -> InlineKeyboardMarkup:
     rows = [
         [InlineKeyboardButton(_button_label(item), callback_data=f"open:{item.ref}")]
         for item in page.items
@@ -150,6 +166,8 @@ def page_keyboard(page: Page[SnippetSummary], nav_prefix: str | None) -> InlineK
         nav.append(InlineKeyboardButton("Older ▶", callback_data=f"{nav_prefix}:{following}"))
     if nav:
         rows.append(nav)
+    if app_url is not None:
+        rows.append([open_in_app_button(app_url)])
     return InlineKeyboardMarkup(rows)
 
 

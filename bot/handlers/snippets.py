@@ -7,7 +7,7 @@ import re
 from html import escape
 from io import BytesIO
 
-from telegram import Document, InputFile, Message, Update
+from telegram import Document, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
@@ -25,6 +25,7 @@ from bot.handlers.parsing import command_text, pre_language
 from bot.render import (
     LIST_PAGE_SIZE,
     confirm_delete_keyboard,
+    miniapp_url,
     page_keyboard,
     page_text,
     snippet_header,
@@ -33,7 +34,7 @@ from bot.render import (
     undo_keyboard,
 )
 from bot.wording import not_found
-from core.entities import Snippet, User
+from core.entities import Page, Snippet, SnippetSummary, User
 from core.errors import FlowConflict, NotFound, ValidationError
 from core.flows import WORKING
 from core.snippets import MAX_REF, Saved, parse_ref
@@ -148,12 +149,11 @@ async def _show(update: Update, context: BotContext, user: User, ref: int) -> No
     snippet = saved.snippet
     footer = email_note(saved.emailed, "The full code")
     text = snippet_message(snippet, footer)
+    keyboard = snippet_keyboard(snippet, miniapp_url(context.services.settings, snippet.ref))
     chat = update.effective_chat
     assert chat is not None
     if text is not None:
-        await chat.send_message(
-            text, parse_mode=ParseMode.HTML, reply_markup=snippet_keyboard(snippet)
-        )
+        await chat.send_message(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
         return
     await chat.send_document(
         InputFile(
@@ -162,7 +162,7 @@ async def _show(update: Update, context: BotContext, user: User, ref: int) -> No
         caption=f"{snippet_header(snippet)}\nToo long for one message, so here it is as a file.\n"
         f"{footer}",
         parse_mode=ParseMode.HTML,
-        reply_markup=snippet_keyboard(snippet),
+        reply_markup=keyboard,
     )
 
 
@@ -181,8 +181,16 @@ async def list_snippets(update: Update, context: BotContext, user: User) -> None
     await reply(
         update,
         page_text(page, "Your snippets", "You have no snippets yet. Save one with /save."),
-        reply_markup=page_keyboard(page, "list") if page.items else None,
+        reply_markup=_list_keyboard(context, page),
     )
+
+
+def _list_keyboard(context: BotContext, page: Page[SnippetSummary]) -> InlineKeyboardMarkup | None:
+    """The list's buttons, and "Open in app" when the Mini App is served (PUBLIC_URL)."""
+    app_url = miniapp_url(context.services.settings)
+    if not page.items and app_url is None:
+        return None
+    return page_keyboard(page, "list", app_url)
 
 
 @logged_in
@@ -274,7 +282,7 @@ async def button(update: Update, context: BotContext, user: User) -> None:
                 await query.edit_message_text(
                     page_text(page, "Your snippets", "You have no snippets yet."),
                     parse_mode=ParseMode.HTML,
-                    reply_markup=page_keyboard(page, "list") if page.items else None,
+                    reply_markup=_list_keyboard(context, page),
                 )
             except BadRequest as error:
                 # A double tap (or a second client) asks for the page already shown.

@@ -77,6 +77,17 @@ _BUTTON_ACTIONS = frozenset(
     }
 )
 _COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+def _check_web_app(button: JSONDict) -> None:
+    """Telegram opens Mini Apps only from https:// URLs, and a button needs its text."""
+    web_app = button.get("web_app")
+    if not button.get("text") or not isinstance(web_app, dict):
+        raise bad_request("can't parse web app button")
+    if not str(web_app.get("url", "")).startswith("https://"):
+        raise bad_request("BUTTON_URL_INVALID")
+
+
 _NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the "
     "same as a current content and reply markup of the message"
@@ -166,6 +177,7 @@ class FakeTelegram:
         self._query_ids = itertools.count(4_242_000_000_000_000_001)
         self._failures: dict[str, deque[BotApiError]] = {}
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
+        self._menu_buttons: dict[int | None, JSONDict] = {}
         self._webhook: JSONDict | None = None
 
     # --- identity -------------------------------------------------------------------------------
@@ -587,6 +599,11 @@ class FakeTelegram:
     def file(self, file_id: str) -> StoredFile:
         return self._files[file_id]
 
+    def menu_button(self, chat_id: int | None = None) -> JSONDict:
+        """The menu button a private chat shows (``None``: the bot's default for all)."""
+        found = self._menu_buttons.get(chat_id) or self._menu_buttons.get(None)
+        return copy.deepcopy(found or {"type": "default"})
+
     def commands(self, scope: JSONDict | None = None, language_code: str = "") -> list[JSONDict]:
         return copy.deepcopy(self._commands.get(self._commands_key(scope, language_code), []))
 
@@ -779,6 +796,28 @@ class FakeTelegram:
         key = self._commands_key(params.get("scope"), params.get("language_code") or "")
         self._commands.pop(key, None)
         return True
+
+    @_api("setChatMenuButton")
+    def _set_chat_menu_button(self, params: Params, files: Files) -> bool:
+        button = params.get("menu_button") or {"type": "default"}
+        if not isinstance(button, dict) or button.get("type") not in {
+            "commands",
+            "web_app",
+            "default",
+        }:
+            raise bad_request("can't parse menu button JSON object")
+        if button["type"] == "web_app":
+            _check_web_app(button)
+        chat_id = params.get("chat_id")
+        if chat_id is not None:
+            self._target_chat({"chat_id": chat_id}, sending=False)
+        self._menu_buttons[None if chat_id is None else int(chat_id)] = dict(button)
+        return True
+
+    @_api("getChatMenuButton")
+    def _get_chat_menu_button(self, params: Params, files: Files) -> JSONDict:
+        chat_id = params.get("chat_id")
+        return self.menu_button(None if chat_id is None else int(chat_id))
 
     @_api("sendMessage")
     def _send_message(self, params: Params, files: Files) -> JSONDict:
@@ -1123,6 +1162,8 @@ class FakeTelegram:
                         "can't parse inline keyboard button: Text buttons are unallowed in the "
                         "inline keyboard"
                     )
+                if "web_app" in button:
+                    _check_web_app(button)
                 data = button.get("callback_data")
                 if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA_BYTES:
                     raise bad_request("BUTTON_DATA_INVALID")

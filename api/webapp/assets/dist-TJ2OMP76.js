@@ -1,0 +1,1 @@
+import{a,b,c,d,e}from"./chunk-ETRPLMIH.js";import"./chunk-VJDWJTDS.js";import"./chunk-HMTV7MVL.js";import"./chunk-XETYC54Y.js";import"./chunk-M3JHKPUV.js";import"./chunk-OEVQVCMU.js";export{e as autoCloseTags,d as html,a as htmlCompletionSource,b as htmlCompletionSourceWith,c as htmlLanguage};

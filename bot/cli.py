@@ -9,8 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-
-from telegram.error import InvalidToken, NetworkError
+from importlib import metadata
 
 from core.errors import StorageUnavailable
 from core.settings import Settings, SettingsError, load_settings
@@ -25,16 +24,22 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     options = parser.parse_args(argv)
+    # Settings load before the heavy imports, so a bad value is reported at once.
     try:
         settings = load_settings()
+    except SettingsError as error:
+        return _fail(f"configuration error: {error}", 1)
+    from telegram.error import InvalidToken, NetworkError
+
+    try:
         return int(options.command(settings, options) or 0)
     except SettingsError as error:
-        return _fail(f"configuration error: {error}", 2)
+        return _fail(f"configuration error: {error}", 1)
     except InvalidToken:
         return _fail(
             "configuration error: TELEGRAM_BOT_TOKEN: Telegram refused this token; "
             "copy it again from @BotFather",
-            2,
+            1,
         )
     except NetworkError as error:
         return _fail(
@@ -46,6 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"the database is unreachable ({error}); check DATABASE_URL", 1)
     except KeyboardInterrupt:
         return 130
+
+
+def version() -> str:
+    try:
+        return metadata.version("snippetvault")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _fail(message: str, status: int) -> int:
@@ -60,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         description="SnippetVault: a Telegram bot that keeps your code snippets. Settings come "
         "from environment variables or a .env file (see .env.example).",
     )
+    parser.add_argument("--version", action="version", version=f"snippetvault {version()}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run",

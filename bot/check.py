@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from bot import backends
 from core.settings import Settings
 from storage.database import Database
 from storage.migrate import current_revision, head_revision
@@ -85,21 +86,6 @@ def _sqlite_path(settings: Settings) -> str:
 
 def _probes(settings: Settings) -> list[Probe]:
     """A backend the settings name is required: unreachable, it fails the check."""
-    database = (
-        f"embedded SQLite ({_sqlite_path(settings)})"
-        if settings.uses_embedded_database
-        else "external " + make_url(settings.effective_database_url).render_as_string()
-    )
-    cache = (
-        "external Redis " + make_url(settings.redis_url).render_as_string()
-        if settings.redis_url
-        else "embedded in-process cache"
-    )
-    mail = (
-        f"external SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security})"
-        if settings.smtp_host
-        else f"embedded: .eml files in {settings.mail_dir.resolve()}"
-    )
     telegram = f"Bot API {settings.telegram_api_base_url}"
     return [
         Probe(
@@ -109,16 +95,16 @@ def _probes(settings: Settings) -> list[Probe]:
             _telegram(settings) if settings.telegram_bot_token else None,
             "TELEGRAM_BOT_TOKEN",
         ),
-        Probe("database", database, True, lambda: _database(settings)),
+        Probe("database", backends.database(settings), True, lambda: _database(settings)),
         Probe(
             "cache",
-            cache,
+            backends.cache(settings),
             True,
             (lambda: _redis(settings)) if settings.redis_url else _in_process_cache,
         ),
         Probe(
             "email",
-            mail,
+            backends.mail(settings),
             True,
             (lambda: _smtp(settings)) if settings.smtp_host else lambda: _mail_folder(settings),
         ),

@@ -106,18 +106,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _secrets(settings: Settings) -> tuple[str, ...]:
+def _start_logging(settings: Settings) -> None:
+    """LOG_LEVEL and LOG_FORMAT, secrets scrubbed, and where this process keeps things."""
+    from bot.backends import startup_lines
+    from bot.logs import configure_logging
+
     values = (settings.telegram_bot_token, settings.jwt_secret, settings.smtp_password)
-    return tuple(value.get_secret_value() for value in values if value is not None)
+    configure_logging(
+        settings.log_level,
+        tuple(value.get_secret_value() for value in values if value is not None),
+        json_lines=settings.log_format == "json",
+    )
+    log.info("snippetvault %s", version())
+    for line in startup_lines(settings):
+        log.info("%s", line)
 
 
 def _run(settings: Settings, options: argparse.Namespace) -> int:
     from bot.app import AnotherPoller, build_application
-    from bot.logs import configure_logging
     from bot.webhook import ALLOWED_UPDATES, serve_webhook
     from storage.migrate import upgrade
 
-    configure_logging(secrets=_secrets(settings))
+    _start_logging(settings)
     if settings.telegram_bot_token is None:
         raise SettingsError(
             "TELEGRAM_BOT_TOKEN: not set. Create a bot with @BotFather in Telegram and put its "
@@ -140,9 +150,7 @@ def _run(settings: Settings, options: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, options: argparse.Namespace) -> int:
-    from bot.logs import configure_logging
-
-    configure_logging(secrets=_secrets(settings))
+    _start_logging(settings)
     asyncio.run(_work(settings))
     return 0
 

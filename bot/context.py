@@ -15,6 +15,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.activity import note_outcome
 from bot.services import Services
 from core.entities import User
 from core.errors import (
@@ -83,6 +84,7 @@ def replying(handler: Handler) -> Handler:
         try:
             await handler(update, context)
         except DomainError as error:
+            note_outcome(type(error).__name__)
             if isinstance(error, StorageUnavailable):
                 log.warning("database unavailable while handling update %s", update.update_id)
             await stop_button_spinner(update)
@@ -110,6 +112,7 @@ async def noted_errors(update: Update, note: str) -> AsyncIterator[None]:
     try:
         yield
     except DomainError as error:
+        note_outcome(type(error).__name__)
         await reply(update, f"{note}\n\n{error_reply(error)}".strip())
 
 

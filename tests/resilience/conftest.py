@@ -75,11 +75,13 @@ class HostileBots:
         database_url: str | None = None,
         redis_url: str | None = None,
         rounds: int = 4,
+        hasher: PasswordHasher | None = None,
         tg: FakeTelegram | None = None,
         data_dir: Path | None = None,
         migrate: bool = True,
     ) -> BotHarness:
-        """One bot; `rounds` is the bcrypt cost (4 is fast, 12 is production's)."""
+        """One bot; `rounds` is the bcrypt cost (4 is fast, 12 is production's), unless a
+        `hasher` is given."""
         self._count += 1
         tg = tg or FakeTelegram()
         settings = load_settings(
@@ -92,7 +94,7 @@ class HostileBots:
         )
         if migrate:
             await upgrade(settings.effective_database_url)
-        services = await Services.open(settings, hasher=PasswordHasher(rounds=rounds))
+        services = await Services.open(settings, hasher=hasher or PasswordHasher(rounds=rounds))
         app = build_application(
             settings, services=services, run_worker=False, request=FakeRequest(tg), rate_limit=False
         )

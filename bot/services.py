@@ -60,9 +60,15 @@ class Services:
     _worker_task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, settings: Settings, *, hasher: PasswordHasher | None = None) -> Services:
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        hasher: PasswordHasher | None = None,
+        cache: ManagedSnippetCache | None = None,
+    ) -> Services:
         database = Database.from_settings(settings)
-        cache = create_snippet_cache(settings)
+        cache = cache or create_snippet_cache(settings)
         tokens = SessionTokens(jwt_secret(settings), timedelta(seconds=settings.jwt_ttl_seconds))
         uow = database.uow_factory()
         accounts = AccountService(uow, hasher or PasswordHasher(), tokens, utc_now, "")

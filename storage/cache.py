@@ -209,16 +209,17 @@ return {id, redis.call('GET', key), redis.call('GET', key .. ARGV[2])}
 class _CircuitBreaker:
     """After a failure, skip the backend for a moment instead of waiting on it every call."""
 
-    def __init__(self, retry_after_seconds: float) -> None:
+    def __init__(self, retry_after_seconds: float, clock: Callable[[], float]) -> None:
         self._retry_after = retry_after_seconds
+        self._clock = clock
         self._closed_until = 0.0
         self.is_down = False
 
     def allows_call(self) -> bool:
-        return time.monotonic() >= self._closed_until
+        return self._clock() >= self._closed_until
 
     def record_failure(self, error: BaseException) -> None:
-        self._closed_until = time.monotonic() + self._retry_after
+        self._closed_until = self._clock() + self._retry_after
         if not self.is_down:
             self.is_down = True
             logger.warning(
@@ -244,10 +245,12 @@ class RedisSnippetCache:
         ttl_seconds: int,
         *,
         retry_after_seconds: float = REDIS_RETRY_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` (seconds, monotonic) times the pause after a failure."""
         self._redis = client
         self._ttl = ttl_seconds
-        self._breaker = _CircuitBreaker(retry_after_seconds)
+        self._breaker = _CircuitBreaker(retry_after_seconds, clock)
         self._put_if_unchanged = client.register_script(_PUT_IF_UNCHANGED)
         self._get_by_ref = client.register_script(_GET_BY_REF)
         # Invalidations that could not reach Redis; sent first once it answers again, so an

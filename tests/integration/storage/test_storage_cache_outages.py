@@ -14,6 +14,7 @@ from storage_builders import TcpProxy, free_port, new_snippet, new_user
 
 from core.entities import Snippet
 from storage.cache import CacheUnavailable, RedisSnippetCache, connect_redis
+from tests.clocks import SteppedMonotonic
 
 if TYPE_CHECKING:
     from tests.conftest import ThrowawayRedis
@@ -128,7 +129,10 @@ async def test_a_forget_that_missed_redis_is_delivered_when_it_answers_again(
     proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379)
     await proxy.start()
     through_proxy = f"redis://127.0.0.1:{proxy.port}{url.path}"
-    cache = RedisSnippetCache(connect_redis(through_proxy), 60, retry_after_seconds=RETRY_AFTER)
+    clock = SteppedMonotonic()
+    cache = RedisSnippetCache(
+        connect_redis(through_proxy), 60, retry_after_seconds=RETRY_AFTER, clock=clock
+    )
     try:
         snippet = new_snippet(new_user(), 1)
         assert await _cached(cache, snippet)
@@ -136,7 +140,7 @@ async def test_a_forget_that_missed_redis_is_delivered_when_it_answers_again(
         await proxy.cut()  # Redis keeps the value, but the edit's forget cannot reach it
         await cache.forget_snippet(snippet.owner_id, snippet.id)
         await proxy.start()
-        await asyncio.sleep(RETRY_AFTER * 1.5)
+        clock.advance(RETRY_AFTER * 1.5)
 
         assert (await cache.get_snippet(snippet.id)).value is None
     finally:

@@ -16,7 +16,7 @@ from bot.services import Services
 from core.security import PasswordHasher
 from core.settings import load_settings
 from storage.migrate import upgrade
-from tests.bot.conftest import BotHarness, Inbox
+from tests.bot.conftest import BotHarness, Clock, Inbox
 from tests.fakebotapi import FakeRequest, FakeTelegram
 from tests.resilience.faults import SmtpServer, TcpProxy
 
@@ -54,6 +54,16 @@ def fault_smtp() -> Iterator[SmtpServer]:
 
 
 # Bad input and attacks ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def services_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The clock the bots' use cases read (sessions, codes, throttles), moved by the test;
+    request it before the bots start."""
+    clock = Clock()
+    monkeypatch.setattr("bot.services.utc_now", clock)
+    return clock
+
 
 HOSTILE_JWT_SECRET = "resilience-tests-jwt-secret-of-enough-bytes-0123456789"
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
-from storage_builders import TcpProxy, free_port, new_snippet, new_user
+from storage_builders import TcpProxy, free_port, new_snippet, new_user, silent_server
 
 from core.entities import Snippet
 from storage.cache import CacheUnavailable, RedisSnippetCache, connect_redis
@@ -71,27 +71,15 @@ async def test_nothing_listening_means_fast_misses_and_one_warning(
 
 
 async def test_a_hung_server_costs_one_timeout_then_is_skipped() -> None:
-    silent: list[asyncio.StreamWriter] = []
-
-    async def accept_and_say_nothing(
-        _reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        silent.append(writer)
-
-    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    cache = RedisSnippetCache(connect_redis(f"redis://127.0.0.1:{port}/0", timeout=0.3), 60)
-    try:
-        started = time.monotonic()
-        for _ in range(20):
-            await _exercise(cache, new_snippet(new_user(), 1))
-        elapsed = time.monotonic() - started
-    finally:
-        await cache.close()
-        for writer in silent:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    async with silent_server() as port:
+        cache = RedisSnippetCache(connect_redis(f"redis://127.0.0.1:{port}/0", timeout=0.3), 60)
+        try:
+            started = time.monotonic()
+            for _ in range(20):
+                await _exercise(cache, new_snippet(new_user(), 1))
+            elapsed = time.monotonic() - started
+        finally:
+            await cache.close()
 
     assert elapsed < 1.5
 

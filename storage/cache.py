@@ -16,7 +16,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -29,6 +28,7 @@ from redis.exceptions import RedisError
 from core.entities import Snippet, SnippetSummary
 from core.ports import CachedList, CacheRead, CacheTicket, SnippetCache
 from core.settings import Settings
+from storage.mapping import from_json, to_json
 
 logger = logging.getLogger(__name__)
 
@@ -106,65 +106,21 @@ def connect_redis(url: str, *, timeout: float = REDIS_TIMEOUT_SECONDS) -> aiored
 
 
 def encode_snippet(snippet: Snippet) -> str:
-    return json.dumps(
-        {
-            "id": str(snippet.id),
-            "owner_id": str(snippet.owner_id),
-            "ref": snippet.ref,
-            "title": snippet.title,
-            "code": snippet.code,
-            "language": snippet.language,
-            "created_at": snippet.created_at.isoformat(),
-            "updated_at": snippet.updated_at.isoformat(),
-        }
-    )
+    return json.dumps(to_json(snippet))
 
 
 def decode_snippet(raw: str | bytes) -> Snippet:
-    data = json.loads(raw)
-    return Snippet(
-        id=UUID(data["id"]),
-        owner_id=UUID(data["owner_id"]),
-        ref=int(data["ref"]),
-        title=data["title"],
-        code=data["code"],
-        language=data["language"],
-        created_at=datetime.fromisoformat(data["created_at"]),
-        updated_at=datetime.fromisoformat(data["updated_at"]),
-    )
+    return from_json(Snippet, json.loads(raw))
 
 
 def encode_list(value: CachedList) -> str:
-    return json.dumps(
-        {
-            "total": value.total,
-            "items": [
-                {
-                    "id": str(item.id),
-                    "ref": item.ref,
-                    "title": item.title,
-                    "language": item.language,
-                    "created_at": item.created_at.isoformat(),
-                }
-                for item in value.items
-            ],
-        }
-    )
+    return json.dumps({"total": value.total, "items": [to_json(item) for item in value.items]})
 
 
 def decode_list(raw: str | bytes) -> CachedList:
     data = json.loads(raw)
     return CachedList(
-        items=tuple(
-            SnippetSummary(
-                id=UUID(item["id"]),
-                ref=int(item["ref"]),
-                title=item["title"],
-                language=item["language"],
-                created_at=datetime.fromisoformat(item["created_at"]),
-            )
-            for item in data["items"]
-        ),
+        items=tuple(from_json(SnippetSummary, item) for item in data["items"]),
         total=int(data["total"]),
     )
 

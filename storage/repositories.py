@@ -32,6 +32,7 @@ from core.entities import (
 from core.errors import EmailTaken, FlowConflict
 from core.ports import Clock
 from storage.errors import unavailable_as_domain_error
+from storage.mapping import columns_for, from_row, values_of
 from storage.models import (
     chat_flows,
     login_attempts,
@@ -67,14 +68,7 @@ class SqlUserRepository(_Repository):
         # ON CONFLICT keeps the transaction usable (a failed INSERT would abort it on Postgres).
         statement = (
             self._upsert(users)
-            .values(
-                id=user.id,
-                email=normalise_email(user.email),
-                hashed_password=user.hashed_password,
-                is_verified=user.is_verified,
-                created_at=user.created_at,
-                snippet_seq=0,
-            )
+            .values({**values_of(user), "email": normalise_email(user.email), "snippet_seq": 0})
             .on_conflict_do_nothing(index_elements=[users.c.email])
         )
         result = await self._execute(statement)
@@ -119,39 +113,16 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-_USER_COLUMNS = (
-    users.c.id,
-    users.c.email,
-    users.c.hashed_password,
-    users.c.is_verified,
-    users.c.created_at,
-)
+_USER_COLUMNS = columns_for(users, User)
 
 
 def _user(row: Row[Any]) -> User:
-    return User(
-        id=row.id,
-        email=row.email,
-        hashed_password=row.hashed_password,
-        is_verified=row.is_verified,
-        created_at=row.created_at,
-    )
+    return from_row(User, row)
 
 
 class SqlSnippetRepository(_Repository):
     async def add(self, snippet: Snippet) -> None:
-        await self._execute(
-            sa.insert(snippets).values(
-                id=snippet.id,
-                owner_id=snippet.owner_id,
-                ref=snippet.ref,
-                title=snippet.title,
-                code=snippet.code,
-                language=snippet.language,
-                created_at=snippet.created_at,
-                updated_at=snippet.updated_at,
-            )
-        )
+        await self._execute(sa.insert(snippets).values(**values_of(snippet)))
 
     async def get(self, snippet_id: UUID) -> Snippet | None:
         result = await self._execute(sa.select(snippets).where(snippets.c.id == snippet_id))
@@ -201,12 +172,7 @@ class SqlSnippetRepository(_Repository):
         rows = (
             await self._execute(
                 sa.select(
-                    snippets.c.id,
-                    snippets.c.ref,
-                    snippets.c.title,
-                    snippets.c.language,
-                    snippets.c.created_at,
-                    sa.func.count().over().label("total"),
+                    *columns_for(snippets, SnippetSummary), sa.func.count().over().label("total")
                 )
                 .where(condition)
                 .order_by(snippets.c.created_at.desc(), snippets.c.ref.desc())
@@ -214,16 +180,7 @@ class SqlSnippetRepository(_Repository):
                 .limit(limit)
             )
         ).all()
-        items = tuple(
-            SnippetSummary(
-                id=row.id,
-                ref=row.ref,
-                title=row.title,
-                language=row.language,
-                created_at=row.created_at,
-            )
-            for row in rows
-        )
+        items = tuple(from_row(SnippetSummary, row) for row in rows)
         if rows:
             total = int(rows[0].total)
         elif offset == 0:
@@ -246,16 +203,7 @@ def escape_like(text: str) -> str:
 
 
 def _snippet(row: Row[Any]) -> Snippet:
-    return Snippet(
-        id=row.id,
-        owner_id=row.owner_id,
-        ref=row.ref,
-        title=row.title,
-        code=row.code,
-        language=row.language,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return from_row(Snippet, row)
 
 
 # Built once: building a statement costs more CPU than SQLAlchemy's compiled cache saves, and

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from bot import backends
+from bot.logs import redact_library_logs
 from core.settings import Settings
 from storage.database import Database
 from storage.migrate import current_revision, head_revision
@@ -126,6 +127,8 @@ async def _mail_folder(settings: Settings) -> str:
 def _telegram(settings: Settings) -> Callable[[], Awaitable[str]]:
     async def check() -> str:
         assert settings.telegram_bot_token is not None
+        # httpx logs each request's URL, and this one holds the token.
+        redact_library_logs((settings.telegram_bot_token.get_secret_value(),))
         url = f"{settings.telegram_api_base_url}{settings.telegram_bot_token.get_secret_value()}"
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             response = await client.post(f"{url}/getMe")

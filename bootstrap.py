@@ -140,6 +140,7 @@ async def bootstrap(
     hasher: PasswordHasher | None = None,
     mail_transport: MailTransport | None = None,
     verify_links: VerifyLinks | None = None,
+    cache: ManagedSnippetCache | None = None,
 ) -> Services:
     """Opens the adapters `settings` name (or the ones passed in) and wires the use cases.
 
@@ -148,7 +149,7 @@ async def bootstrap(
     (when set); the bot sets its name on start (`Services.set_bot_username`).
     """
     database = Database.from_settings(settings, clock=clock)
-    cache = create_snippet_cache(settings)
+    cache = cache or create_snippet_cache(settings)
     links = verify_links or VerificationLinkBuilder(public_url=settings.public_url)
     tokens = SessionTokens(jwt_secret(settings), timedelta(seconds=settings.jwt_ttl_seconds))
     uow = database.uow_factory()

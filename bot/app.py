@@ -21,6 +21,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bootstrap import Services, bootstrap
+from bot.activity import LoggedApplication, note_outcome
 from bot.context import BotApplication, BotContext, reply, stop_button_spinner
 from bot.handlers import accounts, inline, organise, snippets
 from bot.logs import redact_library_logs
@@ -53,6 +54,7 @@ def build_application(
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
+        .application_class(LoggedApplication)
         .context_types(ContextTypes(context=BotContext))
         .concurrent_updates(64)
         .post_init(_opener(settings, services, run_worker, single_poller))
@@ -141,6 +143,7 @@ def add_handlers(application: BotApplication) -> None:
 async def on_error(update: object, context: BotContext) -> None:
     """The last line: log the failure, and never leave the person without an answer."""
     log.error("unhandled error for update %s", _update_id(update), exc_info=context.error)
+    note_outcome("crashed")
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
             await stop_button_spinner(update)

@@ -12,6 +12,8 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from bot import backends
+from bot.logs import redact_library_logs
 from core.settings import Settings
 from storage.database import Database
 from storage.migrate import current_revision, head_revision
@@ -25,6 +27,8 @@ class Probe:
     backend: str
     required: bool
     check: Callable[[], Awaitable[str]] | None
+    setting: str = ""
+    """What to set when the backend is not configured."""
 
 
 async def run_check(settings: Settings) -> int:
@@ -34,11 +38,11 @@ async def run_check(settings: Settings) -> int:
     print("\nBackends:")
     failures = 0
     for probe in _probes(settings):
-        status = "not configured"
+        status = "not configured" + (f" (set {probe.setting})" if probe.setting else "")
         ok = not probe.required
         if probe.check is not None:
             try:
-                status = "reachable — " + await asyncio.wait_for(probe.check(), TIMEOUT)
+                status = await asyncio.wait_for(probe.check(), TIMEOUT)
                 ok = True
             except Exception as error:
                 status = f"UNREACHABLE — {type(error).__name__}: {error}".strip(" :")
@@ -53,14 +57,24 @@ async def run_check(settings: Settings) -> int:
 
 
 def _settings_rows(settings: Settings) -> list[tuple[str, str]]:
+    """Each setting as in effect; an unset one says which embedded default stands in."""
+    in_use = {
+        "jwt_secret": f"not set: the generated key in {settings.jwt_secret_file.resolve()}"
+        + ("" if settings.jwt_secret_file.exists() else " (created at the first start)"),
+        "database_url": f"not set: embedded SQLite {_sqlite_path(settings)}",
+        "redis_url": "not set: the in-process cache (one process only)",
+        "smtp_host": f"not set: .eml files in {settings.mail_dir.resolve()}",
+    }
     rows = []
     for name, value in settings.model_dump().items():
         if isinstance(value, SecretStr):
             shown = "set (hidden)" if value.get_secret_value() else "not set"
         elif value is None or value == ():
-            shown = "not set"
+            shown = in_use.get(name, "not set")
         elif isinstance(value, tuple):
             shown = ", ".join(str(item) for item in value)
+        elif name == "data_dir":
+            shown = f"{value} ({settings.data_dir.resolve()})"
         elif name.endswith("_url") and isinstance(value, str) and "@" in value:
             shown = make_url(value).render_as_string(hide_password=True)
         else:
@@ -69,43 +83,61 @@ def _settings_rows(settings: Settings) -> list[tuple[str, str]]:
     return rows
 
 
+def _sqlite_path(settings: Settings) -> str:
+    return settings.effective_database_url.split(":///", 1)[-1]
+
+
 def _probes(settings: Settings) -> list[Probe]:
-    database = (
-        f"embedded SQLite ({settings.effective_database_url.split(':///', 1)[-1]})"
-        if settings.uses_embedded_database
-        else "external " + make_url(settings.effective_database_url).render_as_string()
-    )
-    cache = (
-        "external Redis " + settings.redis_url
-        if settings.redis_url
-        else "embedded in-process cache (one process only)"
-    )
-    mail = (
-        f"external SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security})"
-        if settings.smtp_host
-        else f"embedded: .eml files in {settings.mail_dir.resolve()}"
-    )
+    """A backend the settings name is required: unreachable, it fails the check."""
     telegram = f"Bot API {settings.telegram_api_base_url}"
     return [
         Probe(
-            "telegram", telegram, True, _telegram(settings) if settings.telegram_bot_token else None
+            "telegram",
+            telegram,
+            True,
+            _telegram(settings) if settings.telegram_bot_token else None,
+            "TELEGRAM_BOT_TOKEN",
         ),
-        Probe("database", database, True, lambda: _database(settings)),
-        Probe("cache", cache, False, (lambda: _redis(settings)) if settings.redis_url else None),
-        Probe("email", mail, False, (lambda: _smtp(settings)) if settings.smtp_host else None),
+        Probe("database", backends.database(settings), True, lambda: _database(settings)),
+        Probe(
+            "cache",
+            backends.cache(settings),
+            True,
+            (lambda: _redis(settings)) if settings.redis_url else _in_process_cache,
+        ),
+        Probe(
+            "email",
+            backends.mail(settings),
+            True,
+            (lambda: _smtp(settings)) if settings.smtp_host else lambda: _mail_folder(settings),
+        ),
     ]
+
+
+async def _in_process_cache() -> str:
+    return "in use (one process only: set REDIS_URL to run several)"
+
+
+async def _mail_folder(settings: Settings) -> str:
+    folder = settings.mail_dir.resolve()
+    if not folder.exists():
+        return "in use (the folder is created with the first email)"
+    written = sum(1 for _ in folder.glob("*.eml"))
+    return f"in use, {written} email(s) written there"
 
 
 def _telegram(settings: Settings) -> Callable[[], Awaitable[str]]:
     async def check() -> str:
         assert settings.telegram_bot_token is not None
+        # httpx logs each request's URL, and this one holds the token.
+        redact_library_logs((settings.telegram_bot_token.get_secret_value(),))
         url = f"{settings.telegram_api_base_url}{settings.telegram_bot_token.get_secret_value()}"
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             response = await client.post(f"{url}/getMe")
         body = response.json()
         if not body.get("ok"):
             raise RuntimeError(body.get("description", "the token was refused"))
-        return f"bot @{body['result']['username']}"
+        return f"reachable — bot @{body['result']['username']}"
 
     return check
 
@@ -116,13 +148,13 @@ async def _database(settings: Settings) -> str:
         await database.ping()
         revision = await current_revision(settings.effective_database_url)
         if revision != head_revision():
-            return "schema not up to date: run `snippetvault migrate` (`run` does it too)"
+            return "reachable — schema not up to date: run `snippetvault migrate` (or `run`)"
         counts = await database.outbox_queue().counts()
         failed = await database.failed_emails(limit=5)
     finally:
         await database.dispose()
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    lines = [f"outbox: {summary or 'empty'}"]
+    lines = [f"reachable — outbox: {summary or 'empty'}"]
     lines += [f"\n{'':12}failed email to {item.to}: {item.error}" for item in failed]
     return "".join(lines)
 
@@ -134,7 +166,7 @@ async def _redis(settings: Settings) -> str:
         await client.ping()
     finally:
         await client.aclose()
-    return "PING answered"
+    return "reachable — PING answered"
 
 
 async def _smtp(settings: Settings) -> str:
@@ -152,4 +184,4 @@ async def _smtp(settings: Settings) -> str:
             await client.login(settings.smtp_username, settings.smtp_password.get_secret_value())
     finally:
         await client.quit()
-    return "connected" + (" and authenticated" if settings.smtp_username else "")
+    return "reachable — connected" + (" and authenticated" if settings.smtp_username else "")

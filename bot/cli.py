@@ -9,8 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-
-from telegram.error import InvalidToken, NetworkError
+from importlib import metadata
 
 from core.errors import StorageUnavailable
 from core.settings import Settings, SettingsError, load_settings
@@ -24,16 +23,22 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     options = parser.parse_args(argv)
+    # Settings load before the heavy imports, so a bad value is reported at once.
     try:
         settings = load_settings()
+    except SettingsError as error:
+        return _fail(f"configuration error: {error}", 1)
+    from telegram.error import InvalidToken, NetworkError
+
+    try:
         return int(options.command(settings, options) or 0)
     except SettingsError as error:
-        return _fail(f"configuration error: {error}", 2)
+        return _fail(f"configuration error: {error}", 1)
     except InvalidToken:
         return _fail(
             "configuration error: TELEGRAM_BOT_TOKEN: Telegram refused this token; "
             "copy it again from @BotFather",
-            2,
+            1,
         )
     except NetworkError as error:
         return _fail(
@@ -45,6 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"the database is unreachable ({error}); check DATABASE_URL", 1)
     except KeyboardInterrupt:
         return 130
+
+
+def version() -> str:
+    try:
+        return metadata.version("snippetvault")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _fail(message: str, status: int) -> int:
@@ -59,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         description="SnippetVault: a Telegram bot that keeps your code snippets. Settings come "
         "from environment variables or a .env file (see .env.example).",
     )
+    parser.add_argument("--version", action="version", version=f"snippetvault {version()}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run",
@@ -107,15 +120,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _secrets(settings: Settings) -> tuple[str, ...]:
+def _start_logging(settings: Settings) -> None:
+    """LOG_LEVEL and LOG_FORMAT, secrets scrubbed, and where this process keeps things."""
+    from bot.backends import startup_lines
+    from bot.logs import configure_logging
+
     values = (settings.telegram_bot_token, settings.jwt_secret, settings.smtp_password)
-    return tuple(value.get_secret_value() for value in values if value is not None)
+    configure_logging(
+        settings.log_level,
+        tuple(value.get_secret_value() for value in values if value is not None),
+        json_lines=settings.log_format == "json",
+    )
+    log.info("snippetvault %s", version())
+    for line in startup_lines(settings):
+        log.info("%s", line)
 
 
 def _run(settings: Settings, options: argparse.Namespace) -> int:
-    from bot.logs import configure_logging
-
-    configure_logging(secrets=_secrets(settings))
+    _start_logging(settings)
     if settings.telegram_bot_token is None:
         raise SettingsError(
             "TELEGRAM_BOT_TOKEN: not set. Create a bot with @BotFather in Telegram and put its "
@@ -125,9 +147,7 @@ def _run(settings: Settings, options: argparse.Namespace) -> int:
 
 
 def _api(settings: Settings, options: argparse.Namespace) -> int:
-    from bot.logs import configure_logging
-
-    configure_logging(secrets=_secrets(settings))
+    _start_logging(settings)
     return _serve(settings, with_bot=False, with_worker=not options.no_worker)
 
 
@@ -145,9 +165,7 @@ def _serve(settings: Settings, *, with_bot: bool, with_worker: bool) -> int:
 
 
 def _worker(settings: Settings, options: argparse.Namespace) -> int:
-    from bot.logs import configure_logging
-
-    configure_logging(secrets=_secrets(settings))
+    _start_logging(settings)
     asyncio.run(_work(settings))
     return 0
 

@@ -15,6 +15,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bootstrap import Services
+from bot.activity import note_outcome
 from bot.wording import error_reply
 from core.entities import Client, User
 from core.errors import DomainError, StorageUnavailable
@@ -80,6 +81,7 @@ def replying(handler: Handler) -> Handler:
         try:
             await handler(update, context)
         except DomainError as error:
+            note_outcome(type(error).__name__)
             if isinstance(error, StorageUnavailable):
                 log.warning("database unavailable while handling update %s", update.update_id)
             await stop_button_spinner(update)
@@ -96,6 +98,7 @@ async def noted_errors(update: Update, note: str) -> AsyncIterator[None]:
     try:
         yield
     except DomainError as error:
+        note_outcome(type(error).__name__)
         await reply(update, f"{note}\n\n{error_reply(error)}".strip())
 
 

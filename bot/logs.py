@@ -7,8 +7,10 @@ record that still gets through.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
 
 _TOKEN = re.compile(r"\d{5,12}:[A-Za-z0-9_-]{30,}")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
@@ -42,9 +44,16 @@ class RedactSecrets(logging.Filter):
         return _JWT.sub("[jwt]", _TOKEN.sub("[bot-token]", text))
 
 
-def configure_logging(level: int = logging.INFO, secrets: tuple[str, ...] = ()) -> None:
+def configure_logging(
+    level: int | str = logging.INFO, secrets: tuple[str, ...] = (), *, json_lines: bool = False
+) -> None:
+    """Logs to stderr at `level` (LOG_LEVEL), as text or one JSON object a line (LOG_FORMAT)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if json_lines
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -52,6 +61,22 @@ def configure_logging(level: int = logging.INFO, secrets: tuple[str, ...] = ()) 
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("telegram.ext").addFilter(StartupFailureWithoutTraceback())
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, for log collectors: time, level, logger, message (and the
+    traceback, already scrubbed by `RedactSecrets`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 class StartupFailureWithoutTraceback(logging.Filter):

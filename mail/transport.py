@@ -42,8 +42,9 @@ class PermanentMailError(MailError):
 
 
 class MailConnection(Protocol):
-    async def send(self, message: Message) -> None:
-        """Delivers `message`; raises `TemporaryMailError` or `PermanentMailError`."""
+    async def send(self, message: Message) -> str | None:
+        """Delivers `message`; raises `TemporaryMailError` or `PermanentMailError`. Returns
+        where it went, for the log (`sent via SMTP host:port`, `written to <file>`)."""
 
 
 class MailTransport(MailConnection, Protocol):
@@ -78,9 +79,9 @@ class SmtpTransport:
         self._timeout = timeout
         self._tls_context = tls_context
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message) -> str | None:
         async with self.connection() as connection:
-            await connection.send(message)
+            return await connection.send(message)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[MailConnection]:
@@ -108,10 +109,11 @@ class _SmtpConnection:
         self._transport = transport
         self._client: aiosmtplib.SMTP | None = None
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message) -> str | None:
         try:
             client = await self._connected()
             await _send_message(client, message)
+            return f"sent via SMTP {self._transport._host}:{self._transport._port}"
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise _classify_refusals(error.recipients) from error
         except aiosmtplib.SMTPAuthenticationError as error:
@@ -206,9 +208,9 @@ class FileTransport:
         self.directory = directory
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message) -> str | None:
         try:
-            await asyncio.to_thread(self._write, message)
+            return f"written to {await asyncio.to_thread(self._write, message)}"
         except OSError as error:
             raise TemporaryMailError(f"{type(error).__name__}: {error}") from error
 

@@ -154,7 +154,7 @@ class OutboxWorker:
             await self._fail(item, f"cannot render: {_describe(error)}")
             return False
         try:
-            await connection.send(message)
+            where = await connection.send(message)
         except PermanentMailError as error:
             await self._fail(item, error.reason)
         except TemporaryMailError as error:
@@ -162,6 +162,13 @@ class OutboxWorker:
         except Exception as error:  # a transport bug must not take the worker down
             await self._retry_or_fail(item, f"unexpected: {_describe(error)}")
         else:
+            logger.info(
+                "email %s %s (outbox %s) %s",
+                item.email.kind,
+                item.email.message_id,
+                item.email.id,
+                where or "sent",
+            )
             return True
         return False
 

@@ -16,7 +16,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -29,6 +28,7 @@ from redis.exceptions import RedisError
 from core.entities import Snippet, SnippetSummary
 from core.ports import CachedList, CacheRead, CacheTicket, SnippetCache
 from core.settings import Settings
+from storage.mapping import from_json, to_json
 
 logger = logging.getLogger(__name__)
 
@@ -99,69 +99,21 @@ def connect_redis(url: str, *, timeout: float = REDIS_TIMEOUT_SECONDS) -> aiored
 
 
 def encode_snippet(snippet: Snippet) -> str:
-    return json.dumps(
-        {
-            "id": str(snippet.id),
-            "owner_id": str(snippet.owner_id),
-            "ref": snippet.ref,
-            "title": snippet.title,
-            "code": snippet.code,
-            "language": snippet.language,
-            "created_at": snippet.created_at.isoformat(),
-            "updated_at": snippet.updated_at.isoformat(),
-            "tags": list(snippet.tags),
-        }
-    )
+    return json.dumps(to_json(snippet))
 
 
 def decode_snippet(raw: str | bytes) -> Snippet:
-    data = json.loads(raw)
-    return Snippet(
-        id=UUID(data["id"]),
-        owner_id=UUID(data["owner_id"]),
-        ref=int(data["ref"]),
-        title=data["title"],
-        code=data["code"],
-        language=data["language"],
-        created_at=datetime.fromisoformat(data["created_at"]),
-        updated_at=datetime.fromisoformat(data["updated_at"]),
-        tags=tuple(data.get("tags", ())),
-    )
+    return from_json(Snippet, json.loads(raw))
 
 
 def encode_list(value: CachedList) -> str:
-    return json.dumps(
-        {
-            "total": value.total,
-            "items": [
-                {
-                    "id": str(item.id),
-                    "ref": item.ref,
-                    "title": item.title,
-                    "language": item.language,
-                    "created_at": item.created_at.isoformat(),
-                    "tags": list(item.tags),
-                }
-                for item in value.items
-            ],
-        }
-    )
+    return json.dumps({"total": value.total, "items": [to_json(item) for item in value.items]})
 
 
 def decode_list(raw: str | bytes) -> CachedList:
     data = json.loads(raw)
     return CachedList(
-        items=tuple(
-            SnippetSummary(
-                id=UUID(item["id"]),
-                ref=int(item["ref"]),
-                title=item["title"],
-                language=item["language"],
-                created_at=datetime.fromisoformat(item["created_at"]),
-                tags=tuple(item.get("tags", ())),
-            )
-            for item in data["items"]
-        ),
+        items=tuple(from_json(SnippetSummary, item) for item in data["items"]),
         total=int(data["total"]),
     )
 
@@ -219,16 +171,17 @@ return {id, redis.call('GET', key), redis.call('GET', key .. ARGV[2]), list_gene
 class _CircuitBreaker:
     """After a failure, skip the backend for a moment instead of waiting on it every call."""
 
-    def __init__(self, retry_after_seconds: float) -> None:
+    def __init__(self, retry_after_seconds: float, clock: Callable[[], float]) -> None:
         self._retry_after = retry_after_seconds
+        self._clock = clock
         self._closed_until = 0.0
         self.is_down = False
 
     def allows_call(self) -> bool:
-        return time.monotonic() >= self._closed_until
+        return self._clock() >= self._closed_until
 
     def record_failure(self, error: BaseException) -> None:
-        self._closed_until = time.monotonic() + self._retry_after
+        self._closed_until = self._clock() + self._retry_after
         if not self.is_down:
             self.is_down = True
             logger.warning(
@@ -254,10 +207,12 @@ class RedisSnippetCache:
         ttl_seconds: int,
         *,
         retry_after_seconds: float = REDIS_RETRY_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` (seconds, monotonic) times the pause after a failure."""
         self._redis = client
         self._ttl = ttl_seconds
-        self._breaker = _CircuitBreaker(retry_after_seconds)
+        self._breaker = _CircuitBreaker(retry_after_seconds, clock)
         self._put_if_unchanged = client.register_script(_PUT_IF_UNCHANGED)
         self._put_snippet_if_unchanged = client.register_script(_PUT_SNIPPET_IF_UNCHANGED)
         self._get_by_ref = client.register_script(_GET_BY_REF)

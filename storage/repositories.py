@@ -35,6 +35,7 @@ from core.entities import (
 from core.errors import EmailTaken, FlowConflict
 from core.ports import Clock, SessionRecord
 from storage.errors import unavailable_as_domain_error
+from storage.mapping import columns_for, from_row, values_of
 from storage.models import (
     chat_flows,
     login_attempts,
@@ -71,14 +72,7 @@ class SqlUserRepository(_Repository):
         # ON CONFLICT keeps the transaction usable (a failed INSERT would abort it on Postgres).
         statement = (
             self._upsert(users)
-            .values(
-                id=user.id,
-                email=normalise_email(user.email),
-                hashed_password=user.hashed_password,
-                is_verified=user.is_verified,
-                created_at=user.created_at,
-                snippet_seq=0,
-            )
+            .values({**values_of(user), "email": normalise_email(user.email), "snippet_seq": 0})
             .on_conflict_do_nothing(index_elements=[users.c.email])
         )
         result = await self._execute(statement)
@@ -119,39 +113,19 @@ class SqlUserRepository(_Repository):
         return int(ref)
 
 
-_USER_COLUMNS = (
-    users.c.id,
-    users.c.email,
-    users.c.hashed_password,
-    users.c.is_verified,
-    users.c.created_at,
-)
+_USER_COLUMNS = columns_for(users, User)
 
 
 def _user(row: Row[Any]) -> User:
-    return User(
-        id=row.id,
-        email=row.email,
-        hashed_password=row.hashed_password,
-        is_verified=row.is_verified,
-        created_at=row.created_at,
-    )
+    return from_row(User, row)
 
 
 class SqlSnippetRepository(_Repository):
     async def add(self, snippet: Snippet) -> None:
-        await self._execute(
-            sa.insert(snippets).values(
-                id=snippet.id,
-                owner_id=snippet.owner_id,
-                ref=snippet.ref,
-                title=snippet.title,
-                code=snippet.code,
-                language=snippet.language,
-                created_at=snippet.created_at,
-                updated_at=snippet.updated_at,
-            )
-        )
+        # Tags live in a table of their own (see `SqlTagRepository`).
+        row = values_of(snippet)
+        del row["tags"]
+        await self._execute(sa.insert(snippets).values(**row))
 
     async def get(self, snippet_id: UUID) -> Snippet | None:
         return await self._one(snippets.c.id == snippet_id, _LIVE)

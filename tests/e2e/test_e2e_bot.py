@@ -392,3 +392,13 @@ async def test_two_people_use_the_running_bot(
     assert BOB_PASSWORD not in log
     assert "Traceback" not in log, log
     assert " ERROR " not in log, log
+
+    # The work shows: where things are, a line per update and per email, no address in them.
+    assert "database: external postgresql+asyncpg://" in log, log
+    assert f"email: external SMTP {HOST}:" in log, log
+    assert re.search(r"update /start chat [0-9a-f]{8}: ok in \d+ ms", log), log
+    assert re.search(r"update /login chat [0-9a-f]{8}: ok in \d+ ms", log), log
+    emailed = re.findall(r"email (\w+) <[^>]+> \(outbox [0-9a-f-]+\) sent via SMTP", log)
+    assert len(emailed) == len(inbox.received), log
+    assert ada_email not in log
+    assert bob_email not in log

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.engine import make_url
 
 from tests.fakebotapi import FakeBotApiServer, FakeTelegram
 
@@ -57,6 +59,7 @@ class Cluster:
     ports: list[int]
     client: httpx.AsyncClient
     sink: Sink
+    database_url: str
     processes: list[tuple[str, asyncio.subprocess.Process, Path]] = field(default_factory=list)
 
     async def post(self, replica: int, update: dict[str, Any]) -> httpx.Response:
@@ -75,8 +78,28 @@ class Cluster:
         return reply.text
 
     async def emails(self, address: str, subject: str, count: int = 1) -> list[Any]:
-        await self.tg.wait_for(lambda: len(self.sink.to(address, subject)) >= count, timeout=30)
-        return self.sink.to(address, subject)
+        # The SMTP sink runs in a thread of its own: poll it (FakeTelegram.wait_for would
+        # only look again when the bot next calls the Bot API).
+        for _ in range(600):
+            if len(self.sink.to(address, subject)) >= count:
+                return self.sink.to(address, subject)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {count} {subject!r} email(s) to {address}:\n{self.logs()}")
+
+    async def outbox_idle(self) -> int:
+        """Waits until every queued email is recorded as sent (so each was delivered at least
+        once, and no worker holds one); returns how many there are."""
+        dsn = make_url(self.database_url).set(drivername="postgresql")
+        connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        try:
+            for _ in range(600):
+                rows = await connection.fetch("SELECT status FROM outbox")
+                if rows and all(row["status"] == "sent" for row in rows):
+                    return len(rows)
+                await asyncio.sleep(0.05)
+        finally:
+            await connection.close()
+        raise AssertionError(f"the outbox never went idle:\n{self.logs()}")
 
     def logs(self) -> str:
         return "\n".join(path.read_text(errors="replace") for _, _, path in self.processes)
@@ -121,7 +144,7 @@ async def cluster(
                 "PTB_TIMEDELTA": "1",
             }
             ports = [free_port(), free_port()]
-            cluster = Cluster(tg, ports, client, sink)
+            cluster = Cluster(tg, ports, client, sink, fresh_postgres_url)
             for index, port in enumerate(ports):
                 env = {
                     **base,
@@ -221,7 +244,10 @@ async def test_two_webhook_replicas_and_two_workers_serve_one_bot(cluster: Clust
     # Every email went out exactly once across the two workers.
     await cluster.emails(ada, "Login Alert", count=2)
     await cluster.emails(ada, "Your Requested Snippet", count=2)
-    await asyncio.sleep(2)  # room for a duplicate to show up, were there one
+    # Every row sent means every email was delivered (delivery comes before the record):
+    # a duplicate would show as more messages than rows.
+    queued = await cluster.outbox_idle()
+    assert len(cluster.sink.messages) == queued
     ids = Counter(message["Message-ID"] for message in cluster.sink.messages)
     assert ids and max(ids.values()) == 1, ids
     subjects = Counter(message["Subject"] for message in cluster.sink.messages)

@@ -51,7 +51,7 @@ def closing_line(output: str) -> str:
 
 async def test_no_token(tmp_path: Path) -> None:
     code, output = await run_bot(tmp_path)
-    assert code == 2
+    assert code == 1
     assert closing_line(output).startswith("snippetvault: configuration error: TELEGRAM_BOT_TOKEN")
     assert "Traceback" not in output
 
@@ -61,7 +61,7 @@ async def test_a_token_telegram_refuses(tmp_path: Path) -> None:
     async with FakeBotApiServer(tg) as server:
         settings = {**server.env(), "TELEGRAM_BOT_TOKEN": "42:" + "x" * 32}
         code, output = await run_bot(tmp_path, **settings)
-    assert code == 2
+    assert code == 1
     assert "TELEGRAM_BOT_TOKEN: Telegram refused this token" in closing_line(output)
     assert "Traceback" not in output
     assert "x" * 32 not in output

@@ -55,6 +55,13 @@ def fault_smtp() -> Iterator[SmtpServer]:
 
 # Bad input and attacks ------------------------------------------------------------------------
 
+
+@pytest.fixture
+def services_clock(hostile_bots: HostileBots) -> Clock:
+    """The clock the bots' use cases read (sessions, codes, throttles), moved by the test."""
+    return hostile_bots.clock
+
+
 HOSTILE_JWT_SECRET = "resilience-tests-jwt-secret-of-enough-bytes-0123456789"
 
 
@@ -77,11 +84,13 @@ class HostileBots:
         database_url: str | None = None,
         redis_url: str | None = None,
         rounds: int = 4,
+        hasher: PasswordHasher | None = None,
         tg: FakeTelegram | None = None,
         data_dir: Path | None = None,
         migrate: bool = True,
     ) -> BotHarness:
-        """One bot; `rounds` is the bcrypt cost (4 is fast, 12 is production's)."""
+        """One bot; `rounds` is the bcrypt cost (4 is fast, 12 is production's), unless a
+        `hasher` is given."""
         self._count += 1
         tg = tg or FakeTelegram()
         settings = load_settings(
@@ -94,7 +103,8 @@ class HostileBots:
         )
         if migrate:
             await upgrade(settings.effective_database_url)
-        services = await bootstrap(settings, clock=self.clock, hasher=PasswordHasher(rounds=rounds))
+        hasher = hasher or PasswordHasher(rounds=rounds)
+        services = await bootstrap(settings, clock=self.clock, hasher=hasher)
         app = build_application(
             settings, services=services, run_worker=False, request=FakeRequest(tg), rate_limit=False
         )

@@ -13,7 +13,7 @@ import email.policy
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,12 +30,15 @@ from bootstrap import Services, bootstrap
 from bot.app import build_application
 from bot.context import BotApplication
 from core.entities import User
+from core.ports import Clock
 from core.security import PasswordHasher
 from core.settings import Settings, load_settings
 from mail.render import EmailRenderer
 from mail.transport import create_transport
 from mail.worker import OutboxWorker
+from storage.cache import RedisSnippetCache, connect_redis
 from storage.models import outbox
+from storage.outbox import SqlOutboxQueue
 from tests.fakebotapi import FakeRequest, FakeTelegram
 
 HOST = "127.0.0.1"
@@ -278,16 +281,24 @@ class FaultBot:
         return user
 
 
-def outbox_worker(services: Services, **options: Any) -> OutboxWorker:
+def outbox_worker(
+    services: Services, *, clock: Clock | None = None, **options: Any
+) -> OutboxWorker:
     """The worker `bootstrap` builds, with other timing options (tests do not wait
-    minutes for a backoff)."""
+    minutes for a backoff) and, given a `clock`, that clock for the worker and its queue alike:
+    a test moves it past a backoff instead of sleeping."""
     settings = services.settings
+    queue = (
+        SqlOutboxQueue(services.database.engine, clock)
+        if clock is not None
+        else services.database.outbox_queue()
+    )
     return OutboxWorker(
-        services.database.outbox_queue(),
+        queue,
         create_transport(settings),
         EmailRenderer(),
         settings.smtp_from,
-        services.clock,
+        clock or services.clock,
         **options,
     )
 
@@ -319,10 +330,19 @@ class OutboxRowView:
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings, tg: FakeTelegram) -> AsyncIterator[FaultBot]:
+async def running_bot(
+    settings: Settings, tg: FakeTelegram, *, cache_clock: Callable[[], float] | None = None
+) -> AsyncIterator[FaultBot]:
     """The bot as `snippetvault run` builds it, minus polling and the background worker
-    (tests drain the outbox themselves with `bot.services.worker.drain_once()`)."""
-    services = await bootstrap(settings, hasher=PasswordHasher(rounds=4))
+    (tests drain the outbox themselves with `bot.services.worker.drain_once()`). A
+    `cache_clock` times the Redis cache's pause after a failure."""
+    cache = None
+    if cache_clock is not None:
+        assert settings.redis_url is not None
+        cache = RedisSnippetCache(
+            connect_redis(settings.redis_url), settings.snippet_cache_ttl_seconds, clock=cache_clock
+        )
+    services = await bootstrap(settings, hasher=PasswordHasher(rounds=4), cache=cache)
     app = build_application(
         settings, services=services, run_worker=False, request=FakeRequest(tg), rate_limit=False
     )

@@ -25,17 +25,11 @@ LIMIT = 10
 
 
 @pytest.fixture
-def brute_clock(hostile_bots: HostileBots) -> Clock:
-    """The clock both bots run on."""
-    return hostile_bots.clock
-
-
-@pytest.fixture
 async def two_bots(
     hostile_bots: HostileBots,
     fresh_postgres_url: str,
     redis_url: str,
-    brute_clock: Clock,
+    services_clock: Clock,
     secrets_guard: SecretsGuard,
 ) -> tuple[BotHarness, BotHarness]:
     secrets_guard.remember(PASSWORD)
@@ -52,7 +46,7 @@ async def two_bots(
 
 
 async def test_eleventh_failed_login_is_throttled_across_two_bot_processes(
-    two_bots: tuple[BotHarness, BotHarness], brute_clock: Clock
+    two_bots: tuple[BotHarness, BotHarness], services_clock: Clock
 ) -> None:
     first, second = two_bots
     # Ten wrong guesses, alternating processes and from ten chats (so only the account's
@@ -69,7 +63,7 @@ async def test_eleventh_failed_login_is_throttled_across_two_bot_processes(
     assert "log in first" in await second.say(201, "/list")
 
     # The window is 15 minutes: after it, the owner gets in.
-    brute_clock.offset += timedelta(minutes=15, seconds=2)
+    services_clock.offset += timedelta(minutes=15, seconds=2)
     assert "Logged in" in await second.log_in(202, VICTIM, PASSWORD)
 
 

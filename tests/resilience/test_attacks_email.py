@@ -23,15 +23,10 @@ EVIL_CODE = "<script>alert('x')</script>\n</pre><img src=x onerror=alert(1)>\n& 
 
 
 @pytest.fixture
-def mail_clock(hostile_bots: HostileBots) -> Clock:
-    return hostile_bots.clock
-
-
-@pytest.fixture
 async def mail_bot(
     hostile_bots: HostileBots,
     sqlite_url: str,
-    mail_clock: Clock,
+    services_clock: Clock,
     secrets_guard: SecretsGuard,
 ) -> BotHarness:
     secrets_guard.remember(PASSWORD)
@@ -70,7 +65,7 @@ async def test_unverified_address_gets_only_the_verification_email(mail_bot: Bot
 
 
 async def test_at_most_three_verification_emails_an_hour(
-    mail_bot: BotHarness, mail_clock: Clock
+    mail_bot: BotHarness, services_clock: Clock
 ) -> None:
     bot = mail_bot
     for chat in range(10, 20):  # ten signups of the same address, from ten chats
@@ -87,7 +82,7 @@ async def test_at_most_three_verification_emails_an_hour(
 
     # An hour later, three more (queued for then: counted in the outbox, which the test's
     # worker, on real time, would only send an hour from now).
-    mail_clock.offset += timedelta(hours=1, seconds=5)
+    services_clock.offset += timedelta(hours=1, seconds=5)
     for chat in range(40, 45):
         await bot.say(chat, f"/signup {VICTIM} {PASSWORD}")
     assert await _queued(bot, VICTIM) == 6

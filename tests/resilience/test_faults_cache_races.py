@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-OPERATIONS = 10_000
+OPERATIONS = 3_000
+"""Enough to race: with the cache's compare-and-set replaced by a plain SET, 2,000 operations
+already serve over a hundred stale reads."""
 CONCURRENCY = 24
 """Operations in flight at once (the pool has 15 connections; slow readers hold one each)."""
 SLOTS = 4
@@ -277,6 +279,7 @@ async def test_no_stale_reads_under_concurrent_gets_edits_and_deletes(
 
     assert race.stale == [], f"{len(race.stale)} stale reads, e.g. {race.stale[:5]}"
     assert sum(race.counts.values()) == OPERATIONS
-    assert race.counts.get("delete", 0) >= 100 and race.counts.get("edit", 0) >= 1000
+    deletes, edits = race.counts.get("delete", 0), race.counts.get("edit", 0)
+    assert deletes >= OPERATIONS // 100 and edits >= OPERATIONS // 10, race.counts
     # The run must really race: many reads overlapped a write to their snippet.
-    assert race.overlapping_reads >= 200, (race.overlapping_reads, race.counts, took)
+    assert race.overlapping_reads >= OPERATIONS // 50, (race.overlapping_reads, race.counts, took)

@@ -5,11 +5,17 @@ again in the same process."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from storage.engine import CHECKOUT_TIMEOUT_SECONDS, COMMAND_TIMEOUT_SECONDS
+from core.settings import Settings
+from storage.database import Database
+from storage.engine import (
+    CHECKOUT_TIMEOUT_SECONDS,
+    COMMAND_TIMEOUT_SECONDS,
+    CONNECT_TIMEOUT_SECONDS,
+)
 from tests.fakebotapi import FakeTelegram
 from tests.resilience.faults import (
     PASSWORD,
@@ -28,9 +34,34 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 ALICE, BOB = 7301, 7302
 REFUSED_BOUND_SECONDS = 10.0
 """A command must give up within this (a bound against hanging, not a speed claim)."""
-SILENT_BOUND_SECONDS = COMMAND_TIMEOUT_SECONDS + CHECKOUT_TIMEOUT_SECONDS
+SCALE = 0.2
+"""The bot's database timeouts here, as a share of production's: a silent server makes every
+command wait them out, and the same mechanism shows at a fifth of the wait."""
+CONNECT, COMMAND, CHECKOUT = (
+    SCALE * CONNECT_TIMEOUT_SECONDS,
+    SCALE * COMMAND_TIMEOUT_SECONDS,
+    SCALE * CHECKOUT_TIMEOUT_SECONDS,
+)
+SILENT_BOUND_SECONDS = COMMAND + CHECKOUT + 2.0
 """A silent server is noticed only when a statement on a pooled connection times out (there is
-no pre-ping); after that, reconnecting gives up within the checkout timeout."""
+no pre-ping); after that, reconnecting gives up within the checkout timeout (plus two seconds of
+slack for a busy machine)."""
+
+
+@pytest.fixture
+def short_database_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot's `Database` with the scaled timeouts (production's are the defaults)."""
+
+    def from_settings(cls: type[Database], /, settings: Settings, **options: Any) -> Database:
+        return cls(
+            settings.effective_database_url,
+            connect_timeout=CONNECT,
+            command_timeout=COMMAND,
+            checkout_timeout=CHECKOUT,
+            **options,
+        )
+
+    monkeypatch.setattr(Database, "from_settings", classmethod(from_settings))
 
 
 def commands_needing_the_database(email: str) -> list[str]:
@@ -75,7 +106,7 @@ async def works_normally(bot: FaultBot, chat_id: int, code: str) -> None:
     ("fault", "commands", "bound"),
     [
         ("refused", 10, REFUSED_BOUND_SECONDS),
-        # Each command waits out a connect timeout here (~5 s): a few make the point.
+        # Each command waits out a connect timeout here: a few make the point.
         ("silent", 4, SILENT_BOUND_SECONDS),
     ],
 )
@@ -88,6 +119,7 @@ async def test_commands_answer_temporarily_unavailable_then_recover_without_a_re
     throwaway_redis: ThrowawayRedis,
     fault_tg: FakeTelegram,
     tmp_path: Path,
+    short_database_timeouts: None,
 ) -> None:
     settings = bot_settings(
         fault_tg, tmp_path, database_url=fault_postgres_proxy_url, redis_url=throwaway_redis.url

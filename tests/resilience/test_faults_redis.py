@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from core.entities import User
 from storage.cache import snippet_key
+from tests.clocks import SteppedMonotonic
 from tests.fakebotapi import FakeTelegram
 from tests.resilience.faults import FaultBot, TcpProxy, bot_settings, running_bot
 
@@ -195,8 +196,9 @@ async def test_an_edit_made_while_redis_was_unreachable_is_not_undone_when_it_re
         database_url=fresh_postgres_url,
         redis_url=f"redis://127.0.0.1:{proxy.port}/0",
     )
+    clock = SteppedMonotonic()
     try:
-        async with running_bot(settings, fault_tg) as bot:
+        async with running_bot(settings, fault_tg, cache_clock=clock) as bot:
             chat = ChatModel(CHATS[0], await bot.log_in_new_user(CHATS[0]))
             old, new = code_for(chat.chat_id, 1, 1), code_for(chat.chat_id, 1, 2)
             assert "Saved" in await bot.say(chat.chat_id, f"/save Kept\n{old}")
@@ -212,7 +214,7 @@ async def test_an_edit_made_while_redis_was_unreachable_is_not_undone_when_it_re
             assert stale is not None and "return 1" in stale, "the old value must still be there"
 
             await proxy.restore()
-            await asyncio.sleep(1.2)  # the cache skips Redis for a second after a failure
+            clock.advance(1.2)  # the cache skips Redis for a second after a failure
             for _ in range(3):
                 answer = await bot.say(chat.chat_id, "/get 1")
                 assert new in answer, answer

@@ -4,9 +4,7 @@ by `snippetvault check`, and not retried forever."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 
 from bot.check import run_check
 from mail.worker import OutboxWorker
+from tests.bot.conftest import Clock
 from tests.fakebotapi import FakeBotApiServer, FakeTelegram
 from tests.resilience.faults import (
     FaultBot,
@@ -30,6 +29,8 @@ pytestmark = pytest.mark.postgres
 CHATS = (7201, 7202, 7203)
 BUSY = "451 4.3.0 Mailbox busy, try again later"
 NO_SUCH_USER = "550 5.1.1 No such user here"
+BACKOFF_CAP = 5.0
+"""The workers' longest backoff here, in seconds of the test's clock."""
 
 
 async def emailing_commands(bot: FaultBot, chat_id: int) -> int:
@@ -44,16 +45,18 @@ async def emailing_commands(bot: FaultBot, chat_id: int) -> int:
     return 6
 
 
-async def drain_until_settled(worker: OutboxWorker, bot: FaultBot, within: float = 20) -> None:
-    """Runs the worker until nothing is pending or being sent."""
-    deadline = time.monotonic() + within
-    while True:
+async def drain_until_settled(
+    worker: OutboxWorker, bot: FaultBot, clock: Clock, rounds: int = 20
+) -> None:
+    """Runs the worker until nothing is pending or being sent, moving the clock past any
+    backoff between rounds (no sleeping)."""
+    for _ in range(rounds):
         await worker.drain_once()
         statuses = Counter(row.status for row in await outbox_rows(bot.services))
         if statuses["pending"] == 0 and statuses["sending"] == 0:
             return
-        assert time.monotonic() < deadline, f"the outbox did not settle: {statuses}"
-        await asyncio.sleep(0.05)
+        clock.advance(BACKOFF_CAP)
+    pytest.fail(f"the outbox did not settle in {rounds} rounds: {statuses}")
 
 
 async def test_emails_wait_while_smtp_is_down_then_go_out_once_each(
@@ -64,8 +67,11 @@ async def test_emails_wait_while_smtp_is_down_then_go_out_once_each(
     settings = bot_settings(
         fault_tg, tmp_path, database_url=fresh_postgres_url, smtp_port=fault_smtp.port
     )
+    clock = Clock()
     async with running_bot(settings, fault_tg) as bot:
-        worker = outbox_worker(bot.services, base_delay=0.05, max_delay=0.2, max_attempts=1000)
+        worker = outbox_worker(
+            bot.services, clock=clock, base_delay=0.05, max_delay=BACKOFF_CAP, max_attempts=1000
+        )
         queued = 0
         for chat_id in CHATS:
             await bot.log_in_new_user(chat_id, verified=True)  # verification + login alert
@@ -73,7 +79,7 @@ async def test_emails_wait_while_smtp_is_down_then_go_out_once_each(
 
         for _ in range(5):  # the worker keeps trying while the server is down
             await worker.drain_once()
-            await asyncio.sleep(0.06)
+            clock.advance(BACKOFF_CAP)
         rows = await outbox_rows(bot.services)
         assert len(rows) == queued
         assert {row.status for row in rows} == {"pending"}
@@ -81,7 +87,7 @@ async def test_emails_wait_while_smtp_is_down_then_go_out_once_each(
         assert fault_smtp.inbox.messages == []
 
         fault_smtp.start()
-        await drain_until_settled(worker, bot)
+        await drain_until_settled(worker, bot, clock)
 
         rows = await outbox_rows(bot.services)
         assert {row.status for row in rows} == {"sent"}
@@ -99,8 +105,9 @@ async def test_a_busy_server_is_retried_later_and_a_persistent_4xx_is_given_up(
     settings = bot_settings(
         fault_tg, tmp_path, database_url=fresh_postgres_url, smtp_port=fault_smtp.port
     )
+    clock = Clock()
     async with running_bot(settings, fault_tg) as bot:
-        worker = outbox_worker(bot.services, base_delay=0.5, jitter=0, max_attempts=3)
+        worker = outbox_worker(bot.services, clock=clock, base_delay=0.5, jitter=0, max_attempts=3)
         await bot.log_in_new_user(CHATS[0])  # unverified: the verification email only
         [row] = await outbox_rows(bot.services)
 
@@ -110,14 +117,14 @@ async def test_a_busy_server_is_retried_later_and_a_persistent_4xx_is_given_up(
         assert row.next_attempt_at > datetime.now(UTC)
         assert await worker.drain_once() == 0  # later, not at once
 
-        await asyncio.sleep(0.6)
+        clock.advance(0.6)
         assert await worker.drain_once() == 1  # its time came: tried again, still busy
         [row] = await outbox_rows(bot.services)
         assert (row.status, row.attempts) == ("pending", 2)
 
         fault_smtp.inbox.refusal = None
-        await asyncio.sleep(1.1)
-        await drain_until_settled(worker, bot)
+        clock.advance(1.1)
+        await drain_until_settled(worker, bot, clock)
         [row] = await outbox_rows(bot.services)
         assert row.status == "sent"
         assert fault_smtp.inbox.message_ids() == [row.message_id]
@@ -125,15 +132,15 @@ async def test_a_busy_server_is_retried_later_and_a_persistent_4xx_is_given_up(
         # Busy for ever: given up after `max_attempts`, not retried for ever.
         fault_smtp.inbox.refusal = BUSY
         await bot.log_in_new_user(CHATS[1])
-        deadline = time.monotonic() + 10
-        while (rows := await outbox_rows(bot.services))[-1].status != "failed":
-            assert time.monotonic() < deadline, rows[-1]
+        for _ in range(10):
+            if (rows := await outbox_rows(bot.services))[-1].status == "failed":
+                break
             await worker.drain_once()
-            await asyncio.sleep(0.1)
+            clock.advance(BACKOFF_CAP)
         assert rows[-1].attempts == 3
         assert rows[-1].last_error == f"gave up after 3 attempts: {BUSY}"
         refused = fault_smtp.inbox.refused
-        await asyncio.sleep(2.1)  # past any backoff it could still have had
+        clock.advance(10 * BACKOFF_CAP)  # past any backoff it could still have had
         assert await worker.drain_once() == 0
         assert fault_smtp.inbox.refused == refused
 
@@ -158,15 +165,16 @@ async def test_a_refused_email_is_parked_with_its_reason_and_shown_by_check(
             telegram_api_base_url=api.base_url,
             telegram_file_base_url=api.base_file_url,
         )
+        clock = Clock()
         async with running_bot(settings, fault_tg) as bot:
-            worker = outbox_worker(bot.services, base_delay=0.05)
+            worker = outbox_worker(bot.services, clock=clock, base_delay=0.05)
             user = await bot.log_in_new_user(CHATS[0])
             assert "Saved" in await bot.say(CHATS[0], "/save After\nprint('still works')")
 
             assert await worker.drain_once() == 1
             [row] = await outbox_rows(bot.services)
             assert (row.status, row.attempts, row.last_error) == ("failed", 1, NO_SUCH_USER)
-            await asyncio.sleep(0.2)
+            clock.advance(10 * BACKOFF_CAP)
             assert await worker.drain_once() == 0  # parked: never tried again
             assert fault_smtp.inbox.refused == 1
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -110,6 +111,26 @@ class TcpProxy:
                 writer.write(data)
                 await writer.drain()
         writer.close()
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A port that accepts connections and never says a word (a hung server); yields it."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(
+        _reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        for writer in silent:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
 
 class FakeClock:

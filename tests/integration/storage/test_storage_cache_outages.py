@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
-from storage_builders import TcpProxy, free_port, new_snippet, new_user
+from storage_builders import TcpProxy, free_port, new_snippet, new_user, silent_server
 
 from core.entities import Snippet
 from storage.cache import RedisSnippetCache, connect_redis
+from tests.clocks import SteppedMonotonic
 
 if TYPE_CHECKING:
     from tests.conftest import ThrowawayRedis
@@ -68,27 +69,15 @@ async def test_nothing_listening_means_fast_misses_and_one_warning(
 
 
 async def test_a_hung_server_costs_one_timeout_then_is_skipped() -> None:
-    silent: list[asyncio.StreamWriter] = []
-
-    async def accept_and_say_nothing(
-        _reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        silent.append(writer)
-
-    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    cache = RedisSnippetCache(connect_redis(f"redis://127.0.0.1:{port}/0", timeout=0.3), 60)
-    try:
-        started = time.monotonic()
-        for _ in range(20):
-            await _exercise(cache, new_snippet(new_user(), 1))
-        elapsed = time.monotonic() - started
-    finally:
-        await cache.close()
-        for writer in silent:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    async with silent_server() as port:
+        cache = RedisSnippetCache(connect_redis(f"redis://127.0.0.1:{port}/0", timeout=0.3), 60)
+        try:
+            started = time.monotonic()
+            for _ in range(20):
+                await _exercise(cache, new_snippet(new_user(), 1))
+            elapsed = time.monotonic() - started
+        finally:
+            await cache.close()
 
     assert elapsed < 1.5
 
@@ -125,7 +114,10 @@ async def test_a_forget_that_missed_redis_is_delivered_when_it_answers_again(
     proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379)
     await proxy.start()
     through_proxy = f"redis://127.0.0.1:{proxy.port}{url.path}"
-    cache = RedisSnippetCache(connect_redis(through_proxy), 60, retry_after_seconds=RETRY_AFTER)
+    clock = SteppedMonotonic()
+    cache = RedisSnippetCache(
+        connect_redis(through_proxy), 60, retry_after_seconds=RETRY_AFTER, clock=clock
+    )
     try:
         snippet = new_snippet(new_user(), 1)
         assert await _cached(cache, snippet)
@@ -133,7 +125,7 @@ async def test_a_forget_that_missed_redis_is_delivered_when_it_answers_again(
         await proxy.cut()  # Redis keeps the value, but the edit's forget cannot reach it
         await cache.forget_snippet(snippet.owner_id, snippet.id)
         await proxy.start()
-        await asyncio.sleep(RETRY_AFTER * 1.5)
+        clock.advance(RETRY_AFTER * 1.5)
 
         assert (await cache.get_snippet(snippet.id)).value is None
     finally:

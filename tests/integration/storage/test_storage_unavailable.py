@@ -3,7 +3,6 @@ same `Database` works again once the server is back."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from storage_builders import TcpProxy, free_port, new_user
+from storage_builders import TcpProxy, free_port, new_user, silent_server
 
 from core.errors import StorageUnavailable
 from storage.database import Database
@@ -39,26 +38,14 @@ async def test_a_closed_port_is_unavailable_at_once() -> None:
 
 
 async def test_a_server_that_never_answers_is_unavailable_after_the_connect_timeout() -> None:
-    silent: list[asyncio.StreamWriter] = []
-
-    async def accept_and_say_nothing(
-        _reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        silent.append(writer)
-
-    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    database = Database(
-        f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nothing", connect_timeout=0.3
-    )
-    try:
-        await _assert_unavailable(database, within_seconds=3)
-    finally:
-        await database.dispose()
-        for writer in silent:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    async with silent_server() as port:
+        database = Database(
+            f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nothing", connect_timeout=0.3
+        )
+        try:
+            await _assert_unavailable(database, within_seconds=3)
+        finally:
+            await database.dispose()
 
 
 @pytest.fixture

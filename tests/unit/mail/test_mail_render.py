@@ -142,6 +142,8 @@ def test_snippet_created_and_deleted_hold_title_language_and_time(
         assert "/get 3" in body
     for body in (text_of(deleted), html_of(deleted)):
         assert "Quick sort" in body
+        assert "#3" in body  # as the chat writes a snippet's number
+    assert 'The snippet "Quick sort" (#3) was deleted' in text_of(deleted)
 
 
 def test_password_reset_holds_the_code(renderer: EmailRenderer) -> None:

@@ -86,6 +86,7 @@ def add_handlers(application: BotApplication) -> None:
         # New messages only: an edited message is never run as a command (editing an old
         # message into `/delete 3` must not delete anything).
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
+    application.add_handler(CallbackQueryHandler(accounts.resend_verification, pattern=r"^resend:"))
     application.add_handler(CallbackQueryHandler(snippets.button))
     application.add_handler(
         MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, snippets.save_document)

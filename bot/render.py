@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from html import escape
+from uuid import UUID
 
 from pygments.lexers import find_lexer_class
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -71,18 +72,38 @@ def snippet_message(snippet: Snippet, footer: str) -> str | None:
     return text if utf16_len(visible) <= MESSAGE_LIMIT else None
 
 
+def snippet_button(action: str, snippet: Snippet | SnippetSummary) -> str:
+    """Button data that names the snippet by ref and id: a button outlives the login that
+    made it, and must never act on what the ref means for whoever is logged in later."""
+    return f"{action}:{snippet.ref}:{snippet.id.hex}"
+
+
 def snippet_keyboard(snippet: Snippet) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton("🗑 Delete", callback_data=f"del:{snippet.ref}")]]
+        [[InlineKeyboardButton("🗑 Delete", callback_data=snippet_button("del", snippet))]]
     )
 
 
-def confirm_delete_keyboard(ref: int) -> InlineKeyboardMarkup:
+def confirm_delete_keyboard(snippet: Snippet) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("Yes, delete it", callback_data=f"delok:{ref}"),
+                InlineKeyboardButton(
+                    "Yes, delete it", callback_data=snippet_button("delok", snippet)
+                ),
                 InlineKeyboardButton("Keep it", callback_data="keep"),
+            ]
+        ]
+    )
+
+
+def resend_keyboard(user_id: UUID) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    "📧 Send the verification email again", callback_data=f"resend:{user_id.hex}"
+                )
             ]
         ]
     )
@@ -103,7 +124,7 @@ def page_text(page: Page[SnippetSummary], heading: str, empty: str) -> str:
 
 def page_keyboard(page: Page[SnippetSummary], nav_prefix: str | None) -> InlineKeyboardMarkup:
     rows = [
-        [InlineKeyboardButton(_button_label(item), callback_data=f"open:{item.ref}")]
+        [InlineKeyboardButton(_button_label(item), callback_data=snippet_button("open", item))]
         for item in page.items
     ]
     nav = []

@@ -13,6 +13,7 @@ from core.errors import (
     AuthenticationError,
     BadRef,
     DomainError,
+    EmailNotVerified,
     EmptySearch,
     FlowConflict,
     InvalidToken,
@@ -35,6 +36,8 @@ def error_reply(error: DomainError) -> str:
             return "That step was already answered by another message of yours."
         case WrongCredentials():
             return escape(str(error))
+        case EmailNotVerified(email=email):
+            return not_verified(email)
         case SessionExpired():
             return "Your session has ended. " + LOGIN_FIRST
         case AuthenticationError():
@@ -50,6 +53,13 @@ def error_reply(error: DomainError) -> str:
         case InvalidToken():
             return "That code is wrong, used or expired. /signup again to get a new one."
     return escape(str(error))
+
+
+def not_verified(email: str) -> str:
+    return (
+        f"✉️ Please verify your email first: {escape(email)} is not verified yet. Open the link "
+        "in the verification email, or send /verify &lt;code&gt;; then /login again."
+    )
 
 
 def not_found(ref: int) -> str:

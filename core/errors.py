@@ -7,6 +7,8 @@ chat's wording lives in `bot/wording.py`).
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from core.entities import TokenPurpose
 
 
@@ -88,6 +90,16 @@ class WrongCredentials(AuthenticationError):
 
     def __init__(self) -> None:
         super().__init__("Wrong email or password.")
+
+
+class EmailNotVerified(AuthenticationError):
+    """The right password for an account whose address is not verified yet: no session until
+    it is. Only the one who knows the password learns this."""
+
+    def __init__(self, email: str, user_id: UUID) -> None:
+        super().__init__("Verify your email address first.")
+        self.email = email
+        self.user_id = user_id
 
 
 class NoSession(DomainError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from uuid import UUID
 
 from core.entities import Page, Snippet, SnippetSummary, User
 from core.errors import BadRef, EmptySearch, NotFound, SearchTooLong
@@ -98,30 +99,33 @@ class SnippetService:
         code = decode_file(data, self.max_snippet_bytes)
         return await self.create(owner, title or filename, code, filename=filename)
 
-    async def get(self, owner: User, ref: int) -> Saved:
-        """The snippet, and its code queued as an email to the owner."""
+    async def get(self, owner: User, ref: int, *, snippet_id: UUID | None = None) -> Saved:
+        """The snippet, and its code queued as an email to the owner.
+
+        `snippet_id`, where given (a button made for one snippet), must be the id behind
+        `ref`, or it is `NotFound`: an old button never acts on what the ref means now."""
         read = await self._cache.get_by_ref(owner.id, ref)
-        cached = _cached(read, owner, ref)
+        cached = _cached(read, owner, ref, snippet_id)
         async with self._uow() as uow:
             # The read (on a miss) and the email's INSERT need not be one transaction: the
             # email holds what was read, and a failed INSERT leaves nothing to undo.
             await uow.autocommit()
-            snippet = cached or await self._load(uow, owner, ref)
+            snippet = cached or await self._load(uow, owner, ref, snippet_id)
             emailed = await self._notify(uow, owner, SnippetRetrieved(owner, snippet))
             await uow.commit()
         if cached is None:
             await self._fill(owner, ref, snippet, read)
         return Saved(snippet, emailed)
 
-    async def view(self, owner: User, ref: int) -> Snippet:
+    async def view(self, owner: User, ref: int, *, snippet_id: UUID | None = None) -> Snippet:
         """The snippet without emailing it (for previews and confirmations)."""
         read = await self._cache.get_by_ref(owner.id, ref)
-        snippet = _cached(read, owner, ref)
+        snippet = _cached(read, owner, ref, snippet_id)
         if snippet is not None:
             return snippet
         async with self._uow() as uow:
             await uow.autocommit()
-            snippet = await self._load(uow, owner, ref)
+            snippet = await self._load(uow, owner, ref, snippet_id)
         await self._fill(owner, ref, snippet, read)
         return snippet
 
@@ -151,12 +155,18 @@ class SnippetService:
             return await uow.snippets.search(owner.id, query, offset, limit)
 
     async def edit(
-        self, owner: User, ref: int, code: str, *, language_hint: str | None = None
+        self,
+        owner: User,
+        ref: int,
+        code: str,
+        *,
+        language_hint: str | None = None,
+        snippet_id: UUID | None = None,
     ) -> Snippet:
         """Replaces the code; the language stays unless a fence names a new one."""
         code = check_code(code, self.max_snippet_bytes)
         async with self._uow() as uow:
-            snippet = await self._load(uow, owner, ref)
+            snippet = await self._load(uow, owner, ref, snippet_id)
             language = (
                 detect_language(code, hint=language_hint) if language_hint else snippet.language
             )
@@ -176,9 +186,9 @@ class SnippetService:
         await self._cache.forget_snippet(owner.id, snippet.id)
         return snippet
 
-    async def delete(self, owner: User, ref: int) -> Saved:
+    async def delete(self, owner: User, ref: int, *, snippet_id: UUID | None = None) -> Saved:
         async with self._uow() as uow:
-            snippet = await self._load(uow, owner, ref)
+            snippet = await self._load(uow, owner, ref, snippet_id)
             await uow.snippets.delete(snippet.id)
             emailed = await self._notify(uow, owner, SnippetDeleted(owner, snippet))
             await uow.commit()
@@ -197,11 +207,13 @@ class SnippetService:
             # stores nothing if that is not this snippet's key or it changed since.
             await self._cache.put_snippet(snippet, read.ticket)
 
-    async def _load(self, uow: UnitOfWork, owner: User, ref: int) -> Snippet:
+    async def _load(
+        self, uow: UnitOfWork, owner: User, ref: int, snippet_id: UUID | None = None
+    ) -> Snippet:
         snippet = await uow.snippets.get_by_ref(owner.id, ref)
-        if snippet is None or snippet.owner_id != owner.id:
+        if snippet is None:
             raise NotFound(ref)
-        return snippet
+        return _owned(snippet, owner, ref, snippet_id)
 
     async def _notify(self, uow: UnitOfWork, owner: User, event: Event) -> bool:
         email = email_for(event, self._now())
@@ -211,14 +223,20 @@ class SnippetService:
         return True
 
 
-def _cached(read: CacheRead[Snippet] | None, owner: User, ref: int) -> Snippet | None:
+def _cached(
+    read: CacheRead[Snippet] | None, owner: User, ref: int, snippet_id: UUID | None
+) -> Snippet | None:
     """The snippet a cache read found; None on a miss (the caller reads the database)."""
     if read is None or read.value is None:
         return None
-    return _owned(read.value, owner, ref)
+    return _owned(read.value, owner, ref, snippet_id)
 
 
-def _owned(snippet: Snippet, owner: User, ref: int) -> Snippet:
-    if snippet.owner_id != owner.id or snippet.ref != ref:
+def _owned(snippet: Snippet, owner: User, ref: int, snippet_id: UUID | None) -> Snippet:
+    if (
+        snippet.owner_id != owner.id
+        or snippet.ref != ref
+        or (snippet_id is not None and snippet.id != snippet_id)
+    ):
         raise NotFound(ref)
     return snippet

@@ -6,7 +6,7 @@ connection failures become `StorageUnavailable`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -77,6 +77,7 @@ class SqlUserRepository(_Repository):
                 is_verified=user.is_verified,
                 created_at=user.created_at,
                 snippet_seq=0,
+                password_generation=user.password_generation,
             )
             .on_conflict_do_nothing(index_elements=[users.c.email])
         )
@@ -101,7 +102,12 @@ class SqlUserRepository(_Repository):
 
     async def set_password(self, user_id: UUID, hashed_password: str) -> None:
         await self._execute(
-            sa.update(users).where(users.c.id == user_id).values(hashed_password=hashed_password)
+            sa.update(users)
+            .where(users.c.id == user_id)
+            .values(
+                hashed_password=hashed_password,
+                password_generation=users.c.password_generation + 1,
+            )
         )
 
     async def next_snippet_ref(self, user_id: UUID) -> int:
@@ -124,6 +130,7 @@ _USER_COLUMNS = (
     users.c.hashed_password,
     users.c.is_verified,
     users.c.created_at,
+    users.c.password_generation,
 )
 
 
@@ -134,6 +141,7 @@ def _user(row: Row[Any]) -> User:
         hashed_password=row.hashed_password,
         is_verified=row.is_verified,
         created_at=row.created_at,
+        password_generation=row.password_generation,
     )
 
 
@@ -296,6 +304,7 @@ class SqlSessionRepository(_Repository):
                 expires_at=session.expires_at,
                 revoked_at=session.revoked_at,
                 parent_jti=session.parent_jti,
+                password_generation=session.password_generation,
             )
         )
 
@@ -348,6 +357,7 @@ def _account(row: Row[Any]) -> User:
         hashed_password=row.account_hashed_password,
         is_verified=row.account_is_verified,
         created_at=row.account_created_at,
+        password_generation=row.account_password_generation,
     )
 
 
@@ -363,6 +373,7 @@ def _session(row: Row[Any], prefix: str = "") -> Session:
         expires_at=values[f"{prefix}expires_at"],
         revoked_at=values[f"{prefix}revoked_at"],
         parent_jti=values[f"{prefix}parent_jti"],
+        password_generation=values[f"{prefix}password_generation"],
     )
 
 
@@ -420,8 +431,28 @@ class SqlOneTimeTokenRepository(_Repository):
 
 
 class SqlAttemptRepository(_Repository):
-    async def add(self, key: str, at: datetime) -> None:
-        await self._execute(sa.insert(login_attempts).values(key=key, at=at))
+    async def add(self, key: str, at: datetime) -> int:
+        result = await self._execute(
+            sa.insert(login_attempts).values(key=key, at=at).returning(login_attempts.c.id)
+        )
+        return int(result.scalar_one())
+
+    async def latest_since(
+        self, key: str, since: datetime, *, excluding: int | None = None
+    ) -> datetime | None:
+        statement = sa.select(sa.func.max(login_attempts.c.at)).where(
+            login_attempts.c.key == key, login_attempts.c.at >= since
+        )
+        if excluding is not None:
+            statement = statement.where(login_attempts.c.id != excluding)
+        latest: datetime | None = (await self._execute(statement)).scalar_one_or_none()
+        return latest
+
+    async def discard(self, attempt_ids: Sequence[int]) -> None:
+        if attempt_ids:
+            await self._execute(
+                sa.delete(login_attempts).where(login_attempts.c.id.in_(list(attempt_ids)))
+            )
 
     async def count_since(self, key: str, since: datetime) -> int:
         result = await self._execute(

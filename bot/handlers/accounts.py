@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from html import escape
+from uuid import UUID
 
 from telegram import Message, Update
 
@@ -21,9 +22,11 @@ from bot.context import (
     replying,
 )
 from bot.handlers.parsing import command_text
-from bot.render import help_text
+from bot.render import help_text, resend_keyboard
+from bot.wording import not_verified
 from core.accounts import normalise_email
 from core.entities import ChatFlow, User
+from core.errors import EmailNotVerified
 from core.security import check_password_rules
 
 WELCOME = "👋 Welcome to <b>SnippetVault</b>. I keep your code snippets and email them to you.\n\n"
@@ -111,7 +114,15 @@ async def login(update: Update, context: BotContext) -> None:
 async def _login(
     update: Update, context: BotContext, email: str, password: str, note: str = ""
 ) -> None:
-    result = await context.services.accounts.login(email, password, chat_client(update))
+    try:
+        result = await context.services.accounts.login(email, password, chat_client(update))
+    except EmailNotVerified as error:
+        await reply(
+            update,
+            f"{note}\n\n{not_verified(error.email)}".strip(),
+            reply_markup=resend_keyboard(error.user_id),
+        )
+        return
     alert = (
         "A login alert was emailed to you."
         if result.alert_emailed
@@ -121,6 +132,25 @@ async def _login(
         update,
         f"{note}\n\n✅ Logged in as {escape(result.user.email)}. {alert}\n"
         "Save code with /save &lt;title&gt; and the code below it, or send a file.".strip(),
+    )
+
+
+@replying
+async def resend_verification(update: Update, context: BotContext) -> None:
+    """The button under "verify your email first": only the right password shows it."""
+    query = update.callback_query
+    assert query is not None
+    _, _, user_id = (query.data or "").partition(":")
+    try:
+        sent = await context.services.accounts.resend_verification(UUID(hex=user_id))
+    except ValueError:
+        sent = False
+    await query.answer()
+    await reply(
+        update,
+        "📧 A new verification email is on its way."
+        if sent
+        else "No new email: the address is verified already, or had three this hour.",
     )
 
 

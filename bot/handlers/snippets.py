@@ -6,6 +6,7 @@ import contextlib
 import re
 from html import escape
 from io import BytesIO
+from uuid import UUID
 
 from telegram import Document, InputFile, Message, Update
 from telegram.constants import ParseMode
@@ -40,7 +41,8 @@ from core.text import file_name, unwrap_fence
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Bots cannot download files larger than this from Telegram's cloud Bot API."""
-_CALLBACK = re.compile(r"(open|del|delok|list|keep)(?::(\d{1,10}))?")
+_CALLBACK = re.compile(r"(open|del|delok|list|keep)(?::(\d{1,10}))?(?::([0-9a-f]{32}))?")
+_FOR_ONE_SNIPPET = frozenset({"open", "del", "delok"})
 
 
 @logged_in
@@ -56,7 +58,9 @@ async def save(update: Update, context: BotContext, user: User) -> None:
             "Give the snippet a title: /save Quick sort — then the code on the next lines."
         )
     if not parts.body.strip():
-        await context.services.flows.start(message.chat_id, "save", "code", title=parts.args)
+        await context.services.flows.start(
+            message.chat_id, "save", "code", title=parts.args, user=str(user.id)
+        )
         await reply(update, "Now send me the code (/cancel to stop).")
         return
     saved = await context.services.snippets.create(
@@ -139,8 +143,10 @@ async def get(update: Update, context: BotContext, user: User) -> None:
     await _show(update, context, user, ref)
 
 
-async def _show(update: Update, context: BotContext, user: User, ref: int) -> None:
-    saved = await context.services.snippets.get(user, ref)
+async def _show(
+    update: Update, context: BotContext, user: User, ref: int, snippet_id: UUID | None = None
+) -> None:
+    saved = await context.services.snippets.get(user, ref, snippet_id=snippet_id)
     snippet = saved.snippet
     footer = email_note(saved.emailed, "The full code")
     text = snippet_message(snippet, footer)
@@ -192,8 +198,15 @@ async def edit(update: Update, context: BotContext, user: User) -> None:
     parts = command_text(_message(update))
     ref = parse_ref(_required_arg(update, "Which snippet? e.g. /edit 3, new code below it"))
     if not parts.body.strip():
-        await context.services.snippets.view(user, ref)
-        await context.services.flows.start(_message(update).chat_id, "edit", "code", ref=str(ref))
+        snippet = await context.services.snippets.view(user, ref)
+        await context.services.flows.start(
+            _message(update).chat_id,
+            "edit",
+            "code",
+            ref=str(ref),
+            snippet=snippet.id.hex,
+            user=str(user.id),
+        )
         await reply(update, f"Send me the new code for #{ref} (/cancel to stop).")
         return
     snippet = await context.services.snippets.edit(
@@ -222,8 +235,10 @@ async def delete(update: Update, context: BotContext, user: User) -> None:
     await _delete(update, context, user, ref)
 
 
-async def _delete(update: Update, context: BotContext, user: User, ref: int) -> None:
-    saved = await context.services.snippets.delete(user, ref)
+async def _delete(
+    update: Update, context: BotContext, user: User, ref: int, snippet_id: UUID | None = None
+) -> None:
+    saved = await context.services.snippets.delete(user, ref, snippet_id=snippet_id)
     note = email_note(saved.emailed, "A confirmation email")
     await reply(update, f"🗑 Deleted {snippet_header(saved.snippet)}.\n{note}".strip())
 
@@ -237,14 +252,18 @@ async def button(update: Update, context: BotContext, user: User) -> None:
         await query.answer("This button is no longer valid.")
         return
     action, number = match.group(1), int(match.group(2) or 0)
-    if action != "list" and number > MAX_REF:
-        # Past the ref column's range (a forged button): the database would refuse the query.
+    snippet_id = UUID(match.group(3)) if match.group(3) else None
+    if (action != "list" and number > MAX_REF) or (
+        action in _FOR_ONE_SNIPPET and snippet_id is None
+    ):
+        # Past the ref column's range (a forged button), or from before buttons named their
+        # snippet: the database would refuse the query, or the ref may mean another snippet.
         await query.answer("This button is no longer valid.")
         return
     try:
         if action == "open":
             await query.answer()
-            await _show(update, context, user, number)
+            await _show(update, context, user, number, snippet_id)
         elif action == "list":
             page = await context.services.snippets.list(user, number, LIST_PAGE_SIZE)
             await query.answer()
@@ -259,17 +278,17 @@ async def button(update: Update, context: BotContext, user: User) -> None:
                 if "not modified" not in error.message.lower():
                     raise
         elif action == "del":
-            snippet = await context.services.snippets.view(user, number)
+            snippet = await context.services.snippets.view(user, number, snippet_id=snippet_id)
             await query.answer()
             await reply(
                 update,
                 f"Delete {snippet_header(snippet)}? This cannot be undone.",
-                reply_markup=confirm_delete_keyboard(number),
+                reply_markup=confirm_delete_keyboard(snippet),
             )
         elif action == "delok":
             await query.answer()
             await _without_buttons(query.message)
-            await _delete(update, context, user, number)
+            await _delete(update, context, user, number, snippet_id)
         else:
             await query.answer("Kept.")
             await _without_buttons(query.message)
@@ -311,6 +330,11 @@ async def text_message(update: Update, context: BotContext) -> None:
     if await accounts.continue_flow(update, context, flow, text):
         return
     user = await context.services.accounts.current_user(chat_client(update))
+    if flow.data.get("user") != str(user.id):
+        # Started by another login of this chat (since logged out): not this user's step.
+        await context.services.flows.finish(message.chat_id)
+        await reply(update, "That conversation had expired; please start again. /help")
+        return
     # The whole message is the code: a fence around it is unwrapped, its first line included.
     fenced = unwrap_fence(text)
     code, hint = fenced.code, fenced.language_hint or pre_language(message)
@@ -323,7 +347,11 @@ async def text_message(update: Update, context: BotContext) -> None:
     elif flow.name == "edit":
         async with context.services.flows.claim(flow):
             snippet = await context.services.snippets.edit(
-                user, int(flow.data["ref"]), code, language_hint=hint
+                user,
+                int(flow.data["ref"]),
+                code,
+                language_hint=hint,
+                snippet_id=UUID(flow.data["snippet"]),
             )
         await _edited_reply(update, snippet)
     else:

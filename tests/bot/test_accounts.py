@@ -159,17 +159,26 @@ async def test_one_shot_login_deletes_the_password_and_alerts_a_verified_account
     assert re.search(r"When: .*\d\d:\d\d UTC", alert)
 
 
-async def test_login_of_an_unverified_account_sends_no_alert_and_says_so(
+async def test_an_unverified_account_is_asked_to_verify_first_and_offered_a_new_email(
     harness: BotHarness,
 ) -> None:
     await harness.sign_up(1, ADA)
+    first_code = harness.verification_code(ADA)
 
-    reply = await harness.log_in(1, ADA)
+    [*_, answer] = await harness.exchange(
+        1, harness.tg.private_message(1, 1, f"/login {ADA} {PASSWORD}", enqueue=False)
+    )
 
-    assert f"Logged in as {ADA}" in reply
-    assert "not verified yet, so no login alert was sent" in reply
+    assert "verify your email first" in answer.text
+    assert "log in first" in await harness.say(1, "/list")  # no session
+    assert "Wrong email or password" in await harness.log_in(1, ADA, "wrong-password")
+    [sent] = await harness.press(1, answer.message_id, "📧 Send the verification email again")
+    assert "new verification email is on its way" in sent.text
     await harness.deliver_emails()
-    assert harness.inbox.to(ADA, "Login Alert") == []
+    assert len(harness.inbox.to(ADA, "Verify your email")) == 2
+    assert harness.verification_code(ADA) != first_code
+    assert "is verified" in await harness.say(1, f"/verify {harness.verification_code(ADA)}")
+    assert "Logged in" in await harness.log_in(1, ADA)
 
 
 async def test_step_by_step_login(harness: BotHarness) -> None:
@@ -214,7 +223,7 @@ async def test_unknown_email_gets_the_same_answer_as_a_wrong_password(
 async def test_a_wrong_password_in_the_flow_can_be_answered_again(
     harness: BotHarness,
 ) -> None:
-    await harness.sign_up(1, ADA)
+    await harness.sign_up(1, ADA, verified=True)
     await harness.say(1, f"/login {ADA}")
 
     assert "Wrong email or password" in await harness.say(1, "wrong-password")
@@ -269,7 +278,7 @@ async def test_logging_in_elsewhere_keeps_the_first_chat_logged_in(harness: BotH
 async def test_another_login_in_the_chat_replaces_the_session(harness: BotHarness) -> None:
     await harness.user(1, "ada@example.com")
     await harness.save(1, "Ada's", "print(1)")
-    await harness.sign_up(1, "bob@example.com")
+    await harness.sign_up(1, "bob@example.com", verified=True)
     await harness.log_in(1, "bob@example.com")
 
     assert "You have no snippets yet" in await harness.say(1, "/list")
@@ -287,7 +296,8 @@ async def test_a_password_message_that_cannot_be_deleted_gets_a_warning(
 
 
 async def test_repeated_wrong_passwords_are_throttled(harness: BotHarness) -> None:
-    await harness.sign_up(1, ADA)
+    await harness.sign_up(1, ADA, verified=True)
+    assert "Logged in" in await harness.log_in(1, ADA)  # this chat is known to the account
     for _ in range(10):
         assert (await harness.log_in(1, ADA, "wrong-password")).endswith("Wrong email or password.")
 

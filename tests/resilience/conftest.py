@@ -80,8 +80,10 @@ class HostileBots:
         tg: FakeTelegram | None = None,
         data_dir: Path | None = None,
         migrate: bool = True,
+        hasher: PasswordHasher | None = None,
     ) -> BotHarness:
-        """One bot; `rounds` is the bcrypt cost (4 is fast, 12 is production's)."""
+        """One bot; `rounds` is the bcrypt cost (4 is fast, 12 is production's), unless a
+        `hasher` of the test's is given."""
         self._count += 1
         tg = tg or FakeTelegram()
         settings = load_settings(
@@ -94,7 +96,9 @@ class HostileBots:
         )
         if migrate:
             await upgrade(settings.effective_database_url)
-        services = await bootstrap(settings, clock=self.clock, hasher=PasswordHasher(rounds=rounds))
+        services = await bootstrap(
+            settings, clock=self.clock, hasher=hasher or PasswordHasher(rounds=rounds)
+        )
         app = build_application(
             settings, services=services, run_worker=False, request=FakeRequest(tg), rate_limit=False
         )

@@ -21,7 +21,7 @@ from telegram.request import BaseRequest
 
 from bootstrap import Services, bootstrap
 from bot.context import BotApplication, BotContext, reply, stop_button_spinner
-from bot.handlers import accounts, snippets
+from bot.handlers import accounts, flows, snippets
 from bot.logs import redact_library_logs
 from bot.render import COMMANDS
 from core.settings import Settings
@@ -92,7 +92,7 @@ def add_handlers(application: BotApplication) -> None:
         MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, snippets.save_document)
     )
     application.add_handler(
-        MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private, snippets.text_message)
+        MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private, flows.text_message)
     )
     application.add_handler(
         MessageHandler(filters.UpdateType.EDITED_MESSAGE, snippets.edited_message)

@@ -37,8 +37,11 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def help_text() -> str:
-    lines = ["<b>SnippetVault</b> keeps your code and mails it to you.", ""]
+INTRODUCTION = "I keep your code snippets and email them to you."
+
+
+def help_text(*, introduce: bool = True) -> str:
+    lines = [f"<b>SnippetVault</b>: {INTRODUCTION}", ""] if introduce else []
     for name, what, example in COMMANDS:
         lines.append(f"/{name} — {escape(what)}\n    <code>{escape(example)}</code>")
     lines += [

@@ -10,6 +10,7 @@ from html import escape
 
 from core.entities import TokenPurpose
 from core.errors import (
+    AlreadyVerified,
     AuthenticationError,
     BadRef,
     DomainError,
@@ -48,6 +49,8 @@ def error_reply(error: DomainError) -> str:
             return f"“{escape(raw)}” is not a snippet number. Send /list to see yours."
         case EmptySearch():
             return "Tell me what to look for, e.g. /search quicksort"
+        case AlreadyVerified(email=email):
+            return f"✅ {escape(email)} is verified already. /login to start."
         case InvalidToken(purpose=TokenPurpose.RESET_PASSWORD):
             return "That reset code is wrong, used or expired. Try /reset again."
         case InvalidToken():

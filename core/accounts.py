@@ -16,6 +16,7 @@ from uuid import UUID
 
 from core.entities import Client, ClientKind, EmailKind, OneTimeToken, Session, TokenPurpose, User
 from core.errors import (
+    AlreadyVerified,
     AuthenticationError,
     EmailNotVerified,
     EmailTaken,
@@ -185,6 +186,9 @@ class AccountService:
             await self._check_throttle(uow, keys)
             token = await self._usable_token(uow, candidates, TokenPurpose.VERIFY_EMAIL)
             if token is None:
+                verified = await self._verified_by(uow, candidates)
+                if verified is not None:
+                    raise AlreadyVerified(verified.email)
                 await self._record_failure(uow, keys)
                 raise InvalidToken(TokenPurpose.VERIFY_EMAIL)
             await uow.users.set_verified(token.user_id)
@@ -453,6 +457,16 @@ class AccountService:
         per_email = 2 if purpose is TokenPurpose.VERIFY_EMAIL else 1
         sent = await uow.tokens.count_since(user.id, purpose, since) // per_email
         return sent < self._limits.emails_per_hour
+
+    async def _verified_by(self, uow: UnitOfWork, hashes: set[str]) -> User | None:
+        """The verified account a used verification secret belonged to, if any."""
+        for token_hash in hashes:
+            token = await uow.tokens.get(token_hash)
+            if token is not None and token.purpose is TokenPurpose.VERIFY_EMAIL:
+                user = await uow.users.get(token.user_id)
+                if user is not None and user.is_verified:
+                    return user
+        return None
 
     async def _usable_token(
         self, uow: UnitOfWork, hashes: set[str], purpose: TokenPurpose

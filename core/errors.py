@@ -139,6 +139,14 @@ class InvalidToken(DomainError):
         self.purpose = purpose
 
 
+class AlreadyVerified(DomainError):
+    """A verification code or link of an address that is verified already."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"{email} is verified already.")
+        self.email = email
+
+
 class FlowConflict(DomainError):
     """A step-by-step flow was changed by another update meanwhile."""
 

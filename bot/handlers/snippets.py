@@ -14,15 +14,14 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.context import (
     BotContext,
-    chat_client,
     email_note,
     is_private,
     logged_in,
     reply,
     replying,
 )
-from bot.handlers import accounts
 from bot.handlers.parsing import command_text, pre_language
+from bot.handlers.steps import Flow, Step
 from bot.render import (
     LIST_PAGE_SIZE,
     confirm_delete_keyboard,
@@ -34,8 +33,7 @@ from bot.render import (
 )
 from bot.wording import not_found
 from core.entities import Snippet, User
-from core.errors import FlowConflict, NotFound, ValidationError
-from core.flows import WORKING
+from core.errors import NotFound, ValidationError
 from core.snippets import MAX_REF, Saved, parse_ref
 from core.text import file_name, unwrap_fence
 
@@ -59,14 +57,14 @@ async def save(update: Update, context: BotContext, user: User) -> None:
         )
     if not parts.body.strip():
         await context.services.flows.start(
-            message.chat_id, "save", "code", title=parts.args, user=str(user.id)
+            message.chat_id, Flow.SAVE, Step.CODE, title=parts.args, user=str(user.id)
         )
         await reply(update, "Now send me the code (/cancel to stop).")
         return
     saved = await context.services.snippets.create(
         user, parts.args, parts.body, language_hint=parts.language_hint
     )
-    await _saved_reply(update, saved)
+    await saved_reply(update, saved)
 
 
 async def _save_from_message(
@@ -87,7 +85,7 @@ async def _save_from_message(
     saved = await context.services.snippets.create(
         user, title or _first_line(code), code, language_hint=hint
     )
-    await _saved_reply(update, saved)
+    await saved_reply(update, saved)
 
 
 @logged_in
@@ -125,10 +123,10 @@ async def _save_document(
         raise
     name = document.file_name or "snippet.txt"
     saved = await context.services.snippets.create_from_file(user, data, name, title)
-    await _saved_reply(update, saved)
+    await saved_reply(update, saved)
 
 
-async def _saved_reply(update: Update, saved: Saved) -> None:
+async def saved_reply(update: Update, saved: Saved) -> None:
     snippet = saved.snippet
     note = email_note(saved.emailed, "A confirmation email")
     await reply(
@@ -201,8 +199,8 @@ async def edit(update: Update, context: BotContext, user: User) -> None:
         snippet = await context.services.snippets.view(user, ref)
         await context.services.flows.start(
             _message(update).chat_id,
-            "edit",
-            "code",
+            Flow.EDIT,
+            Step.CODE,
             ref=str(ref),
             snippet=snippet.id.hex,
             user=str(user.id),
@@ -212,10 +210,10 @@ async def edit(update: Update, context: BotContext, user: User) -> None:
     snippet = await context.services.snippets.edit(
         user, ref, parts.body, language_hint=parts.language_hint
     )
-    await _edited_reply(update, snippet)
+    await edited_reply(update, snippet)
 
 
-async def _edited_reply(update: Update, snippet: Snippet) -> None:
+async def edited_reply(update: Update, snippet: Snippet) -> None:
     await reply(update, f"✏️ Updated {snippet_header(snippet)}. See it with /get {snippet.ref}")
 
 
@@ -300,63 +298,6 @@ async def _without_buttons(message: object) -> None:
     if isinstance(message, Message):
         with contextlib.suppress(TelegramError):  # the buttons may be gone already
             await message.edit_reply_markup(None)
-
-
-@replying
-async def text_message(update: Update, context: BotContext) -> None:
-    """A message that is not a command: the answer to a step-by-step question, or help."""
-    message = _message(update)
-    text = message.text or ""
-    if text.startswith("/"):
-        addressee = text.split(maxsplit=1)[0].partition("@")[2]
-        if addressee and addressee.lower() != (context.bot.username or "").lower():
-            await reply(
-                update,
-                f"That command is for @{escape(addressee)}, not for me. /help lists mine.",
-            )
-            return
-        await reply(update, "I don't know that command. /help lists what I can do.")
-        return
-    flow = await context.services.flows.current(message.chat_id)
-    if flow is None:
-        await reply(
-            update,
-            "To save this, send /save &lt;title&gt; with the code on the next lines, or reply "
-            "to it with /save &lt;title&gt;. /help lists everything.",
-        )
-        return
-    if flow.step == WORKING:
-        raise FlowConflict("That step is being answered already.")
-    if await accounts.continue_flow(update, context, flow, text):
-        return
-    user = await context.services.accounts.current_user(chat_client(update))
-    if flow.data.get("user") != str(user.id):
-        # Started by another login of this chat (since logged out): not this user's step.
-        await context.services.flows.finish(message.chat_id)
-        await reply(update, "That conversation had expired; please start again. /help")
-        return
-    # The whole message is the code: a fence around it is unwrapped, its first line included.
-    fenced = unwrap_fence(text)
-    code, hint = fenced.code, fenced.language_hint or pre_language(message)
-    if flow.name == "save":
-        async with context.services.flows.claim(flow):
-            saved = await context.services.snippets.create(
-                user, flow.data["title"], code, language_hint=hint
-            )
-        await _saved_reply(update, saved)
-    elif flow.name == "edit":
-        async with context.services.flows.claim(flow):
-            snippet = await context.services.snippets.edit(
-                user,
-                int(flow.data["ref"]),
-                code,
-                language_hint=hint,
-                snippet_id=UUID(flow.data["snippet"]),
-            )
-        await _edited_reply(update, snippet)
-    else:
-        await context.services.flows.finish(message.chat_id)
-        await reply(update, "That conversation had expired; please start again. /help")
 
 
 @replying

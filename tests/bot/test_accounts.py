@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.bot.conftest import PASSWORD, BotHarness
+from tests.bot.test_reset_and_flows import reset_code
 
 ADA = "ada@example.com"
 DELETED_NOTE = "🔒 I deleted your message because it contained a password."
@@ -131,7 +134,7 @@ async def test_a_verification_code_works_once(harness: BotHarness) -> None:
     code = harness.verification_code(ADA)
     await harness.say(1, f"/verify {code}")
 
-    assert "wrong, used or expired" in await harness.say(1, f"/verify {code}")
+    assert "is verified already" in await harness.say(1, f"/verify {code}")
 
 
 async def test_a_wrong_start_payload_does_not_verify(harness: BotHarness) -> None:
@@ -246,8 +249,44 @@ async def test_logout_ends_the_session(harness: BotHarness) -> None:
     assert "log in first" in await harness.say(1, "/get 1")
 
 
-async def test_logout_without_a_session_asks_to_log_in(harness: BotHarness) -> None:
-    assert "log in first" in await harness.say(1, "/logout")
+async def test_logout_without_a_session_says_there_was_none(harness: BotHarness) -> None:
+    assert "There was no session to end" in await harness.say(1, "/logout")
+    await harness.user(1)
+    assert "Logged out" in await harness.say(1, "/logout")
+    assert "There was no session to end" in await harness.say(1, "/logout")
+
+
+async def test_verify_of_a_verified_address_says_so(harness: BotHarness) -> None:
+    await harness.sign_up(1, ADA)
+    code = harness.verification_code(ADA)
+    payload = harness.verification_payload(ADA)
+    assert "is verified" in await harness.say(1, f"/start {payload}")
+
+    for again in (f"/verify {code}", f"/start {payload}"):
+        reply = await harness.say(1, again)
+        assert f"{ADA} is verified already" in reply, reply
+    assert "wrong, used or expired" in await harness.say(1, "/verify AAAA2222")
+
+
+@pytest.mark.parametrize("command", ["/signup", "/reset"])
+async def test_a_password_against_the_rules_in_steps_asks_for_another(
+    harness: BotHarness, command: str
+) -> None:
+    if command == "/reset":
+        await harness.sign_up(1, ADA, verified=True)
+        await harness.say(1, f"/reset {ADA}")
+        await harness.deliver_emails()
+        assert "Code accepted" in await harness.say(1, reset_code(harness, ADA))
+    else:
+        await harness.say(1, command)
+        await harness.say(1, ADA)
+
+    reply = await harness.say(1, "short")
+
+    assert "at least 8 characters" in reply
+    assert "send another one" in reply
+    done = "Password changed" if command == "/reset" else "verification email"
+    assert done in await harness.say(1, PASSWORD + "-new")
 
 
 async def test_an_expired_session_says_the_session_has_ended(harness: BotHarness) -> None:

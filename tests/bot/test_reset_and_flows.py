@@ -167,3 +167,11 @@ async def test_a_second_answer_while_the_first_is_saved_is_refused(
     assert answers == ["That step was already answered by another message of yours."]
     assert (await harness.say(1, "/list")).startswith("Your snippets (1–1 of 1):")
     assert "print('first')" in await harness.say(1, "/get 1")
+
+
+def test_every_flow_has_its_steps_in_the_one_table() -> None:
+    from bot.handlers.flows import STEPS
+    from bot.handlers.steps import Flow, Step
+
+    assert {flow for flow, _ in STEPS} == set(Flow)
+    assert {step for _, step in STEPS} == set(Step)

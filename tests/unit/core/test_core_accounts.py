@@ -11,6 +11,7 @@ import pytest
 from core.accounts import AccountService, normalise_email
 from core.entities import Client, ClientKind, EmailKind, User
 from core.errors import (
+    AlreadyVerified,
     AuthenticationError,
     EmailNotVerified,
     InvalidToken,
@@ -276,8 +277,9 @@ async def test_verification_secrets_are_single_use(
     used, other = (code, payload) if first == "code" else (payload, code)
     await accounts.verify(used, chat(1))
     for secret in (used, other):
-        with pytest.raises(InvalidToken):
+        with pytest.raises(AlreadyVerified) as caught:
             await accounts.verify(secret, chat(1))
+        assert caught.value.email == "ada@example.com"
 
 
 async def test_verification_expires_after_a_day(

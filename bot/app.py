@@ -23,7 +23,7 @@ from telegram.request import BaseRequest
 from bootstrap import Services, bootstrap
 from bot.activity import LoggedApplication, note_outcome
 from bot.context import BotApplication, BotContext, reply, stop_button_spinner
-from bot.handlers import accounts, inline, organise, snippets
+from bot.handlers import accounts, flows, inline, organise, snippets
 from bot.logs import redact_library_logs
 from bot.render import COMMANDS, miniapp_url
 from core.settings import Settings
@@ -121,12 +121,13 @@ def add_handlers(application: BotApplication) -> None:
     application.add_handler(
         CallbackQueryHandler(organise.button, pattern=organise.CALLBACK_PATTERN)
     )
+    application.add_handler(CallbackQueryHandler(accounts.resend_verification, pattern=r"^resend:"))
     application.add_handler(CallbackQueryHandler(snippets.button))
     application.add_handler(
         MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, snippets.save_document)
     )
     application.add_handler(
-        MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private, snippets.text_message)
+        MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private, flows.text_message)
     )
     application.add_handler(
         MessageHandler(filters.UpdateType.EDITED_MESSAGE, snippets.edited_message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from html import escape
+from uuid import UUID
 
 from pygments.lexers import find_lexer_class
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
@@ -45,8 +46,11 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def help_text() -> str:
-    lines = ["<b>SnippetVault</b> keeps your code and mails it to you.", ""]
+INTRODUCTION = "I keep your code snippets and email them to you."
+
+
+def help_text(*, introduce: bool = True) -> str:
+    lines = [f"<b>SnippetVault</b>: {INTRODUCTION}", ""] if introduce else []
     for name, what, example in COMMANDS:
         lines.append(f"/{name} — {escape(what)}\n    <code>{escape(example)}</code>")
     lines += [
@@ -81,6 +85,12 @@ def snippet_message(snippet: Snippet, footer: str) -> str | None:
         f"{snippet.title} · #{snippet.ref} · {snippet.language}\n{tags}{snippet.code}\n{footer}"
     )
     return text if utf16_len(visible) <= MESSAGE_LIMIT else None
+
+
+def snippet_button(action: str, snippet: Snippet | SnippetSummary) -> str:
+    """Button data that names the snippet by ref and id: a button outlives the login that
+    made it, and must never act on what the ref means for whoever is logged in later."""
+    return f"{action}:{snippet.ref}:{snippet.id.hex}"
 
 
 def tags_text(tags: tuple[str, ...]) -> str:
@@ -119,18 +129,32 @@ def open_in_app_button(url: str) -> InlineKeyboardButton:
 
 
 def snippet_keyboard(snippet: Snippet, app_url: str | None = None) -> InlineKeyboardMarkup:
-    row = [InlineKeyboardButton("🗑 Delete", callback_data=f"del:{snippet.ref}")]
+    row = [InlineKeyboardButton("🗑 Delete", callback_data=snippet_button("del", snippet))]
     if app_url is not None:
         row.insert(0, open_in_app_button(app_url))
     return InlineKeyboardMarkup([row])
 
 
-def confirm_delete_keyboard(ref: int) -> InlineKeyboardMarkup:
+def confirm_delete_keyboard(snippet: Snippet) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("Yes, delete it", callback_data=f"delok:{ref}"),
+                InlineKeyboardButton(
+                    "Yes, delete it", callback_data=snippet_button("delok", snippet)
+                ),
                 InlineKeyboardButton("Keep it", callback_data="keep"),
+            ]
+        ]
+    )
+
+
+def resend_keyboard(user_id: UUID) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    "📧 Send the verification email again", callback_data=f"resend:{user_id.hex}"
+                )
             ]
         ]
     )
@@ -154,7 +178,7 @@ def page_keyboard(
     page: Page[SnippetSummary], nav_prefix: str | None, app_url: str | None = None
 ) -> InlineKeyboardMarkup:
     rows = [
-        [InlineKeyboardButton(_button_label(item), callback_data=f"open:{item.ref}")]
+        [InlineKeyboardButton(_button_label(item), callback_data=snippet_button("open", item))]
         for item in page.items
     ]
     nav = []

@@ -11,9 +11,11 @@ from uuid import UUID
 
 from core.entities import TokenPurpose
 from core.errors import (
+    AlreadyVerified,
     AuthenticationError,
     BadRef,
     DomainError,
+    EmailNotVerified,
     EmptySearch,
     FlowConflict,
     InvalidToken,
@@ -41,6 +43,8 @@ def error_reply(error: DomainError) -> str:
             return "That step was already answered by another message of yours."
         case WrongCredentials():
             return escape(str(error))
+        case EmailNotVerified(email=email):
+            return not_verified(email)
         case SessionExpired():
             return "Your session has ended. " + LOGIN_FIRST
         case AuthenticationError():
@@ -53,11 +57,20 @@ def error_reply(error: DomainError) -> str:
             return f"“{escape(raw)}” is not a snippet number. Send /list to see yours."
         case EmptySearch():
             return "Tell me what to look for, e.g. /search quicksort"
+        case AlreadyVerified(email=email):
+            return f"✅ {escape(email)} is verified already. /login to start."
         case InvalidToken(purpose=TokenPurpose.RESET_PASSWORD):
             return "That reset code is wrong, used or expired. Try /reset again."
         case InvalidToken():
             return "That code is wrong, used or expired. /signup again to get a new one."
     return escape(str(error))
+
+
+def not_verified(email: str) -> str:
+    return (
+        f"✉️ Please verify your email first: {escape(email)} is not verified yet. Open the link "
+        "in the verification email, or send /verify &lt;code&gt;; then /login again."
+    )
 
 
 def not_found(ref: int | UUID) -> str:

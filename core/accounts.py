@@ -6,15 +6,19 @@ way and cost about the same time (one bcrypt operation) for known and unknown ad
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from core.entities import Client, ClientKind, EmailKind, OneTimeToken, Session, TokenPurpose, User
 from core.errors import (
+    AlreadyVerified,
     AuthenticationError,
+    EmailNotVerified,
     EmailTaken,
     InvalidEmail,
     InvalidToken,
@@ -35,6 +39,7 @@ from core.security import (
     new_code,
     new_link_payload,
     normalise_code,
+    normalise_password,
 )
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}")
@@ -61,7 +66,17 @@ def normalise_email(raw: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Limits:
     failed_attempts: int = 10
+    """Password checks (and wrong codes) per client, and per account and client, in a window."""
     attempt_window: timedelta = timedelta(minutes=15)
+    free_account_failures: int = 5
+    """Failures an account takes from unknown clients before each next try has to wait."""
+    account_delay: timedelta = timedelta(seconds=2)
+    """The first wait; it doubles with each further failure, up to `max_account_delay`."""
+    max_account_delay: timedelta = timedelta(minutes=5)
+    known_client_for: timedelta = timedelta(days=90)
+    """A client that logged in to an account is spared the account's waits this long."""
+    requests_per_hour: int = 10
+    """Signups and reset requests per client, and per address, in an hour."""
     verification_ttl: timedelta = timedelta(hours=24)
     reset_ttl: timedelta = timedelta(minutes=30)
     emails_per_hour: int = 3
@@ -106,10 +121,13 @@ class AccountService:
 
     async def signup(self, raw_email: str, password: str, client: Client) -> None:
         """Creates the account and queues the verification email. Says nothing about whether
-        the address already had an account: an unverified one gets a fresh code (rate-limited),
-        a verified one nothing."""
+        the address already had an account: an unverified one takes the new password and gets
+        a fresh code (rate-limited), a verified one nothing. `Throttled` past
+        `requests_per_hour` signups of the client or of the address."""
         email = normalise_email(raw_email)
+        password = normalise_password(password)
         check_password_rules(password)
+        await self._count_request("signup", email, client)
         hashed = await self._hasher.hash(password)
         now = self._now()
         try:
@@ -118,15 +136,36 @@ class AccountService:
                 if user is None:
                     user = User(uuid.uuid4(), email, hashed, False, now)
                     await uow.users.add(user)
-                elif user.is_verified or not await self._may_email(
-                    uow, user, TokenPurpose.VERIFY_EMAIL
-                ):
+                elif user.is_verified:
                     return
+                else:
+                    # Whoever signed the address up first has no claim on it until verified:
+                    # the latest signup's password is the one that will log in.
+                    await uow.users.set_password(user.id, hashed)
+                    await uow.sessions.revoke_user(user.id, now)
+                    if not await self._may_email(uow, user, TokenPurpose.VERIFY_EMAIL):
+                        await uow.commit()
+                        return
                 await self._send_verification(uow, user)
                 await uow.commit()
         except EmailTaken:
             # A concurrent signup of the same address won the insert and sends the email.
             return
+
+    async def resend_verification(self, user_id: UUID) -> bool:
+        """A new verification email for an unverified account (the chat offers it when a login
+        had the right password); False when it is verified or had its emails for the hour."""
+        async with self._uow() as uow:
+            user = await uow.users.get(user_id)
+            if (
+                user is None
+                or user.is_verified
+                or not await self._may_email(uow, user, TokenPurpose.VERIFY_EMAIL)
+            ):
+                return False
+            await self._send_verification(uow, user)
+            await uow.commit()
+        return True
 
     async def _send_verification(self, uow: UnitOfWork, user: User) -> None:
         now = self._now()
@@ -147,6 +186,9 @@ class AccountService:
             await self._check_throttle(uow, keys)
             token = await self._usable_token(uow, candidates, TokenPurpose.VERIFY_EMAIL)
             if token is None:
+                verified = await self._verified_by(uow, candidates)
+                if verified is not None:
+                    raise AlreadyVerified(verified.email)
                 await self._record_failure(uow, keys)
                 raise InvalidToken(TokenPurpose.VERIFY_EMAIL)
             await uow.users.set_verified(token.user_id)
@@ -159,26 +201,56 @@ class AccountService:
     # -- sessions ---------------------------------------------------------------------
 
     async def login(self, raw_email: str, password: str, client: Client) -> LoginResult:
-        """Starts a session bound to the client: for a chat, it replaces the chat's session."""
+        """Starts a session bound to the client: for a chat, it replaces the chat's session.
+
+        Each try is counted before the password is checked, so a burst of them cannot run
+        more checks than the limits allow: `failed_attempts` per client (password spraying)
+        and per account and client; past `free_account_failures` an account's tries from
+        clients that never logged in to it wait, longer after each failure (`Throttled`).
+        `EmailNotVerified` for the right password of an unverified account."""
         email = normalise_email(raw_email)
-        account_key = f"login:email:{hash_secret(email)}"
-        keys = [account_key, _client_key("login", client)]
-        async with self._uow() as uow:
-            await self._check_throttle(uow, keys)
-            user = await uow.users.get_by_email(email)
-        matched = await self._hasher.verify(password, user.hashed_password if user else None)
+        password = normalise_password(password)
+        account = hash_secret(email)
+        account_key = f"login:email:{account}"
+        pair_key = f"login:email:{account}:{client.kind}:{client.key}"
+        client_key = _client_key("login", client)
+        known_key = f"login:known:{account}:{client.kind}:{client.key}"
         now = self._now()
         async with self._uow() as uow:
-            if user is None or not matched:
-                await self._record_failure(uow, keys)
+            await uow.autocommit()
+            known = await uow.attempts.count_since(known_key, now - self._limits.known_client_for)
+        attempt = await self._claim_attempt(
+            [client_key, pair_key, account_key],
+            limited=[client_key, pair_key],
+            delayed=None if known else account_key,
+            window=self._limits.attempt_window,
+            limit=self._limits.failed_attempts,
+        )
+        async with self._uow() as uow:
+            await uow.autocommit()
+            user = await uow.users.get_by_email(email)
+        matched = await self._hasher.verify(password, user.hashed_password if user else None)
+        if user is None or not matched:
+            raise WrongCredentials  # the attempt stays counted: a failure
+        if not user.is_verified:
+            await self._discard(attempt)  # the right password: no failure
+            raise EmailNotVerified(user.email, user.id)
+        now = self._now()
+        async with self._uow() as uow:
+            current = await uow.users.get(user.id)
+            if current is None or current.password_generation != user.password_generation:
+                # The password changed while this one was being checked.
                 raise WrongCredentials
             session = self._new_session(user, client, now)
             if client.kind is ClientKind.CHAT:
                 await uow.sessions.revoke_client(client, now)
             await uow.sessions.add(session)
-            # Only the account's failures: clearing the client's would let someone spraying
-            # guesses from one chat reset its count by logging in to an account of their own.
+            # The account's failures go, not the client's: clearing those would let someone
+            # spraying guesses from one chat reset its count by logging in to their own account.
+            await uow.attempts.discard(attempt[:1])
             await uow.attempts.clear(account_key)
+            await uow.attempts.clear(pair_key)
+            await uow.attempts.add(known_key, now)
             alert = wants_email(user, EmailKind.LOGIN_ALERT)
             if alert:
                 await self._record(uow, UserLoggedIn(user, now))
@@ -277,6 +349,7 @@ class AccountService:
             issued_at=now,
             expires_at=claims.expires_at,
             parent_jti=parent.jti if parent else None,
+            password_generation=user.password_generation,
         )
 
     def _check_record(
@@ -292,7 +365,11 @@ class AccountService:
             or session.client_key != client.binding
         ):
             raise NotLoggedIn("Your session is not valid.")
-        if session.revoked_at is not None or session.expires_at <= now:
+        if (
+            session.revoked_at is not None
+            or session.expires_at <= now
+            or session.password_generation != found.user.password_generation
+        ):
             raise SessionExpired
         if session.parent_jti is not None:
             parent = found.parent
@@ -303,12 +380,15 @@ class AccountService:
     # -- password reset ---------------------------------------------------------------
 
     async def request_reset(self, raw_email: str, client: Client) -> None:
-        """Emails a reset code to a verified address; answers the same for any address."""
+        """Emails a reset code to a verified address; answers the same for any address.
+        `Throttled` past `requests_per_hour` requests of the client or of the address."""
         email = normalise_email(raw_email)
+        await self._count_request("reset", email, client)
+        # One bcrypt check either way, like a login, and never inside a transaction (it would
+        # hold a connection, or SQLite's write lock, for its whole time).
+        await self._hasher.verify("", None)
         async with self._uow() as uow:
             user = await uow.users.get_by_email(email)
-            # Costs one bcrypt check either way, like login, so timing reveals nothing.
-            await self._hasher.verify("", None)
             if user is None or not user.is_verified:
                 return
             if not await self._may_email(uow, user, TokenPurpose.RESET_PASSWORD):
@@ -336,6 +416,7 @@ class AccountService:
 
     async def reset_password(self, handle: str, new_password: str) -> None:
         """Sets the new password and ends every session of the account."""
+        new_password = normalise_password(new_password)
         check_password_rules(new_password)
         hashed = await self._hasher.hash(new_password)
         now = self._now()
@@ -353,7 +434,7 @@ class AccountService:
     ) -> None:
         """The reset in one call (the API's): the code must be one sent to `raw_email`."""
         email = normalise_email(raw_email)
-        check_password_rules(new_password)
+        check_password_rules(normalise_password(new_password))
         handle = await self.check_reset_code(code, client)
         async with self._uow() as uow:
             await uow.autocommit()
@@ -376,6 +457,16 @@ class AccountService:
         per_email = 2 if purpose is TokenPurpose.VERIFY_EMAIL else 1
         sent = await uow.tokens.count_since(user.id, purpose, since) // per_email
         return sent < self._limits.emails_per_hour
+
+    async def _verified_by(self, uow: UnitOfWork, hashes: set[str]) -> User | None:
+        """The verified account a used verification secret belonged to, if any."""
+        for token_hash in hashes:
+            token = await uow.tokens.get(token_hash)
+            if token is not None and token.purpose is TokenPurpose.VERIFY_EMAIL:
+                user = await uow.users.get(token.user_id)
+                if user is not None and user.is_verified:
+                    return user
+        return None
 
     async def _usable_token(
         self, uow: UnitOfWork, hashes: set[str], purpose: TokenPurpose
@@ -401,6 +492,73 @@ class AccountService:
                 # The oldest failure still counts at the very end of its window: waiting
                 # `retry_after` seconds must be enough, so round up past it.
                 raise Throttled(retry_after=max(1, int(wait.total_seconds()) + 1))
+
+    async def _count_request(self, action: str, email: str, client: Client) -> None:
+        """Counts a signup or reset request of the client and of the address, before any
+        costly work; `Throttled` past the hourly limit (such requests never uncount)."""
+        keys = [_client_key(action, client), f"{action}:email:{hash_secret(email)}"]
+        await self._claim_attempt(
+            keys,
+            limited=keys,
+            delayed=None,
+            window=timedelta(hours=1),
+            limit=self._limits.requests_per_hour,
+        )
+
+    async def _claim_attempt(
+        self,
+        keys: list[str],
+        *,
+        limited: list[str],
+        delayed: str | None,
+        window: timedelta,
+        limit: int,
+    ) -> list[int]:
+        """Records one attempt under each key, then judges it: at most `limit` in `window`
+        under each `limited` key, and the growing wait of `_check_delay` under `delayed`.
+        Returns the attempts' ids (in the order of `keys`). Recorded and committed before
+        they are counted, so of attempts racing each other the last to count sees all the
+        others: never more than `limit` get through. A refused attempt is forgotten (it
+        tried nothing), so refusals never prolong a wait."""
+        now = self._now()
+        async with self._uow() as uow:
+            ids = [await uow.attempts.add(key, now) for key in keys]
+            await uow.commit()
+        try:
+            async with self._uow() as uow:
+                await uow.autocommit()
+                since = now - window
+                for key in limited:
+                    if await uow.attempts.count_since(key, since) > limit:
+                        oldest = await uow.attempts.oldest_since(key, since)
+                        wait = (oldest or since) + window - now
+                        # The oldest attempt still counts at the very end of its window:
+                        # waiting `retry_after` seconds must be enough, so round up past it.
+                        raise Throttled(retry_after=max(1, int(wait.total_seconds()) + 1))
+                if delayed is not None:
+                    await self._check_delay(uow, delayed, ids[keys.index(delayed)], since, now)
+        except Throttled:
+            await self._discard(ids)
+            raise
+        return ids
+
+    async def _check_delay(
+        self, uow: UnitOfWork, key: str, mine: int, since: datetime, now: datetime
+    ) -> None:
+        earlier = await uow.attempts.count_since(key, since) - 1
+        over = earlier - self._limits.free_account_failures
+        if over < 0:
+            return
+        delay = min(self._limits.account_delay * 2 ** min(over, 30), self._limits.max_account_delay)
+        latest = await uow.attempts.latest_since(key, since, excluding=mine)
+        if latest is not None and now - latest < delay:
+            wait = latest + delay - now
+            raise Throttled(retry_after=max(1, math.ceil(wait.total_seconds())))
+
+    async def _discard(self, attempt_ids: list[int]) -> None:
+        async with self._uow() as uow:
+            await uow.attempts.discard(attempt_ids)
+            await uow.commit()
 
     async def _record_failure(self, uow: UnitOfWork, keys: list[str]) -> None:
         now = self._now()

@@ -18,6 +18,8 @@ class User:
     hashed_password: str
     is_verified: bool
     created_at: datetime
+    password_generation: int = 0
+    """Counts password changes: a session made under an older one no longer works."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,9 @@ class Session:
     revoked_at: datetime | None = None
     parent_jti: str | None = None
     """A session opened from another one (the Mini App's, from its chat's): it ends with it."""
+    password_generation: int = 0
+    """The user's `password_generation` when the password was checked: a later change of
+    password ends the session, even one a racing login inserted after the change."""
 
 
 class TokenPurpose(enum.StrEnum):

@@ -100,6 +100,16 @@ class WrongCredentials(AuthenticationError):
         super().__init__("Wrong email or password.")
 
 
+class EmailNotVerified(AuthenticationError):
+    """The right password for an account whose address is not verified yet: no session until
+    it is. Only the one who knows the password learns this."""
+
+    def __init__(self, email: str, user_id: UUID) -> None:
+        super().__init__("Verify your email address first.")
+        self.email = email
+        self.user_id = user_id
+
+
 class NoSession(DomainError):
     """A session was to be opened from a chat's session, and that chat has none."""
 
@@ -136,6 +146,14 @@ class InvalidToken(DomainError):
         what = "reset code" if purpose is TokenPurpose.RESET_PASSWORD else "code"
         super().__init__(f"That {what} is wrong, used or expired.")
         self.purpose = purpose
+
+
+class AlreadyVerified(DomainError):
+    """A verification code or link of an address that is verified already."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"{email} is verified already.")
+        self.email = email
 
 
 class FlowConflict(DomainError):

@@ -27,8 +27,12 @@ class FlowService:
         self._ttl = ttl
 
     async def current(self, chat_id: int) -> ChatFlow | None:
+        """The chat's flow, if any; `FlowConflict` while another update answers its step."""
         async with self._uow() as uow:
-            return await uow.flows.get(chat_id)
+            flow = await uow.flows.get(chat_id)
+        if flow is not None and flow.step == WORKING:
+            raise FlowConflict("That step is being answered already.")
+        return flow
 
     async def start(self, chat_id: int, name: str, step: str, **data: str) -> ChatFlow:
         """Begins a flow, replacing whatever the chat was doing."""

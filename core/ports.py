@@ -182,13 +182,22 @@ class OneTimeTokenRepository(Protocol):
 
 
 class AttemptRepository(Protocol):
-    """Failed attempts, by key (`login:user:<id>`, `login:chat:<id>`, …), shared by processes."""
+    """Attempts, by key (`login:email:<hash>`, `login:chat:<id>`, …), shared by processes."""
 
-    async def add(self, key: str, at: datetime) -> None: ...
+    async def add(self, key: str, at: datetime) -> int:
+        """Records an attempt; returns its id (for `discard`)."""
 
     async def count_since(self, key: str, since: datetime) -> int: ...
 
     async def oldest_since(self, key: str, since: datetime) -> datetime | None: ...
+
+    async def latest_since(
+        self, key: str, since: datetime, *, excluding: int | None = None
+    ) -> datetime | None:
+        """The newest attempt of the key since `since`, leaving out the one `excluding` names."""
+
+    async def discard(self, attempt_ids: Sequence[int]) -> None:
+        """Forgets attempts that turned out not to count (a success, a refusal)."""
 
     async def clear(self, key: str) -> None: ...
 

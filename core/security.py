@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,12 @@ JWT_ALGORITHM = "HS256"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 """Typeable codes: no 0/O or 1/I look-alikes."""
 CODE_LENGTH = 8
+
+
+def normalise_password(password: str) -> str:
+    """NFC: the same password typed on two keyboards (é as one character, or e and an accent)
+    is the same password."""
+    return unicodedata.normalize("NFC", password)
 
 
 def check_password_rules(password: str) -> None:

@@ -106,8 +106,12 @@ class SnippetService:
         code = decode_file(data, self.max_snippet_bytes)
         return await self.create(owner, title or filename, code, filename=filename)
 
-    async def get(self, owner: User, key: SnippetKey) -> Saved:
-        """The snippet, and its code queued as an email to the owner."""
+    async def get(self, owner: User, key: SnippetKey, *, snippet_id: UUID | None = None) -> Saved:
+        """The snippet, and its code queued as an email to the owner.
+
+        `snippet_id`, where given (a button made for one snippet), is what is looked up, so an
+        old button never acts on what its ref means for whoever is logged in now."""
+        key = snippet_id or key
         read = await self._read(owner, key)
         cached = _cached(read, owner, key)
         async with self._uow() as uow:
@@ -121,8 +125,11 @@ class SnippetService:
             await self._cache.put_snippet(snippet, read.ticket)
         return Saved(snippet, emailed)
 
-    async def view(self, owner: User, key: SnippetKey) -> Snippet:
+    async def view(
+        self, owner: User, key: SnippetKey, *, snippet_id: UUID | None = None
+    ) -> Snippet:
         """The snippet without emailing it (for previews and confirmations)."""
+        key = snippet_id or key
         read = await self._read(owner, key)
         snippet = _cached(read, owner, key)
         if snippet is not None:
@@ -162,10 +169,16 @@ class SnippetService:
             return await uow.snippets.search(owner.id, query, offset, limit)
 
     async def edit(
-        self, owner: User, key: SnippetKey, code: str, *, language_hint: str | None = None
+        self,
+        owner: User,
+        key: SnippetKey,
+        code: str,
+        *,
+        language_hint: str | None = None,
+        snippet_id: UUID | None = None,
     ) -> Snippet:
         """Replaces the code; the language stays unless a fence names a new one."""
-        return await self.update(owner, key, code=code, language=language_hint)
+        return await self.update(owner, snippet_id or key, code=code, language=language_hint)
 
     async def rename(self, owner: User, key: SnippetKey, title: str) -> Snippet:
         return await self.update(owner, key, title=title)
@@ -207,7 +220,10 @@ class SnippetService:
         await self._cache.forget_snippet(owner.id, snippet.id)
         return snippet
 
-    async def delete(self, owner: User, key: SnippetKey) -> Saved:
+    async def delete(
+        self, owner: User, key: SnippetKey, *, snippet_id: UUID | None = None
+    ) -> Saved:
+        key = snippet_id or key
         async with self._uow() as uow:
             snippet = await self._load(uow, owner, key)
             # Hidden, not gone: an undo brings it back for a while (`core.organise`), and

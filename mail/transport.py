@@ -14,7 +14,7 @@ import ssl
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC
 from email.message import Message
 from email.policy import EmailPolicy
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Protocol
 import aiosmtplib
 from aiosmtplib.email import extract_recipients, extract_sender
 
-from core.ports import Clock
+from core.ports import Clock, utc_now
 from core.settings import Settings, SmtpSecurity
 
 
@@ -206,7 +206,7 @@ class FileTransport:
 
     def __init__(self, directory: Path, clock: Clock | None = None) -> None:
         self.directory = directory
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
 
     async def send(self, message: Message) -> str | None:
         try:

@@ -68,6 +68,8 @@ class UserRow(Base):
     created_at: Mapped[datetime]
     snippet_seq: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
     """The last snippet ref handed out; refs are never reused, even after a delete."""
+    password_generation: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+    """Bumped by every password change; sessions remember the one they were made under."""
 
 
 sa.Index("uq_users_email", UserRow.email, unique=True)
@@ -115,6 +117,7 @@ class SessionRow(Base):
     parent_jti: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     """The session this one was opened from, and ends with (no foreign key: a parent's row
     may be purged first, and then the child is refused as well)."""
+    password_generation: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
 
 
 sa.Index("ix_sessions_client", SessionRow.client_kind, SessionRow.client_key)

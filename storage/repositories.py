@@ -96,7 +96,12 @@ class SqlUserRepository(_Repository):
 
     async def set_password(self, user_id: UUID, hashed_password: str) -> None:
         await self._execute(
-            sa.update(users).where(users.c.id == user_id).values(hashed_password=hashed_password)
+            sa.update(users)
+            .where(users.c.id == user_id)
+            .values(
+                hashed_password=hashed_password,
+                password_generation=users.c.password_generation + 1,
+            )
         )
 
     async def next_snippet_ref(self, user_id: UUID) -> int:
@@ -344,6 +349,7 @@ class SqlSessionRepository(_Repository):
                 expires_at=session.expires_at,
                 revoked_at=session.revoked_at,
                 parent_jti=session.parent_jti,
+                password_generation=session.password_generation,
             )
         )
 
@@ -396,6 +402,7 @@ def _account(row: Row[Any]) -> User:
         hashed_password=row.account_hashed_password,
         is_verified=row.account_is_verified,
         created_at=row.account_created_at,
+        password_generation=row.account_password_generation,
     )
 
 
@@ -411,6 +418,7 @@ def _session(row: Row[Any], prefix: str = "") -> Session:
         expires_at=values[f"{prefix}expires_at"],
         revoked_at=values[f"{prefix}revoked_at"],
         parent_jti=values[f"{prefix}parent_jti"],
+        password_generation=values[f"{prefix}password_generation"],
     )
 
 
@@ -468,8 +476,28 @@ class SqlOneTimeTokenRepository(_Repository):
 
 
 class SqlAttemptRepository(_Repository):
-    async def add(self, key: str, at: datetime) -> None:
-        await self._execute(sa.insert(login_attempts).values(key=key, at=at))
+    async def add(self, key: str, at: datetime) -> int:
+        result = await self._execute(
+            sa.insert(login_attempts).values(key=key, at=at).returning(login_attempts.c.id)
+        )
+        return int(result.scalar_one())
+
+    async def latest_since(
+        self, key: str, since: datetime, *, excluding: int | None = None
+    ) -> datetime | None:
+        statement = sa.select(sa.func.max(login_attempts.c.at)).where(
+            login_attempts.c.key == key, login_attempts.c.at >= since
+        )
+        if excluding is not None:
+            statement = statement.where(login_attempts.c.id != excluding)
+        latest: datetime | None = (await self._execute(statement)).scalar_one_or_none()
+        return latest
+
+    async def discard(self, attempt_ids: Sequence[int]) -> None:
+        if attempt_ids:
+            await self._execute(
+                sa.delete(login_attempts).where(login_attempts.c.id.in_(list(attempt_ids)))
+            )
 
     async def count_since(self, key: str, since: datetime) -> int:
         result = await self._execute(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from html import escape
+from uuid import UUID
 
 from telegram import Message, Update
 
@@ -15,18 +16,18 @@ from bot.context import (
     BotContext,
     chat_client,
     delete_secret_message,
-    logged_in,
     noted_errors,
     reply,
     replying,
 )
 from bot.handlers.parsing import command_text
-from bot.render import help_text
+from bot.handlers.steps import Flow, Step
+from bot.render import INTRODUCTION, help_text, resend_keyboard
+from bot.wording import not_verified
 from core.accounts import normalise_email
-from core.entities import ChatFlow, User
-from core.security import check_password_rules
+from core.errors import EmailNotVerified
 
-WELCOME = "👋 Welcome to <b>SnippetVault</b>. I keep your code snippets and email them to you.\n\n"
+WELCOME = f"👋 Welcome to <b>SnippetVault</b>. {INTRODUCTION}\n\n"
 ASK_EMAIL = "What is your email address? (/cancel to stop)"
 ASK_PASSWORD = "Now your password. I will delete the message right after reading it."  # noqa: S105
 
@@ -37,7 +38,7 @@ async def start(update: Update, context: BotContext) -> None:
     if payload:
         await verify_secret(update, context, payload)
         return
-    await reply(update, WELCOME + help_text())
+    await reply(update, WELCOME + help_text(introduce=False))
 
 
 async def help_command(update: Update, context: BotContext) -> None:
@@ -46,14 +47,14 @@ async def help_command(update: Update, context: BotContext) -> None:
 
 @replying
 async def signup(update: Update, context: BotContext) -> None:
-    await _credentials_command(update, context, "signup", _signup)
+    await _credentials_command(update, context, Flow.SIGNUP, signup_reply)
 
 
 Finish = Callable[[Update, BotContext, str, str, str], Awaitable[None]]
 
 
 async def _credentials_command(
-    update: Update, context: BotContext, flow: str, finish: Finish
+    update: Update, context: BotContext, flow: Flow, finish: Finish
 ) -> None:
     """`/signup` and `/login`: email and password in one message, or the email alone, or
     nothing; the bot asks for what is missing."""
@@ -65,14 +66,14 @@ async def _credentials_command(
             await finish(update, context, words[0], _password(update), note)
     elif len(words) == 1:
         normalise_email(words[0])
-        await context.services.flows.start(chat_id, flow, "password", email=words[0])
+        await context.services.flows.start(chat_id, flow, Step.PASSWORD, email=words[0])
         await reply(update, ASK_PASSWORD)
     else:
-        await context.services.flows.start(chat_id, flow, "email")
+        await context.services.flows.start(chat_id, flow, Step.EMAIL)
         await reply(update, ASK_EMAIL)
 
 
-async def _signup(
+async def signup_reply(
     update: Update, context: BotContext, email: str, password: str, note: str = ""
 ) -> None:
     await context.services.accounts.signup(email, password, chat_client(update))
@@ -88,7 +89,7 @@ async def _signup(
 async def verify(update: Update, context: BotContext) -> None:
     code = command_text(_message(update)).args
     if not code:
-        await context.services.flows.start(_chat_id(update), "verify", "code")
+        await context.services.flows.start(_chat_id(update), Flow.VERIFY, Step.CODE)
         await reply(update, "Send me the code from the verification email.")
         return
     await verify_secret(update, context, code)
@@ -105,13 +106,21 @@ async def verify_secret(update: Update, context: BotContext, secret: str) -> Non
 
 @replying
 async def login(update: Update, context: BotContext) -> None:
-    await _credentials_command(update, context, "login", _login)
+    await _credentials_command(update, context, Flow.LOGIN, login_reply)
 
 
-async def _login(
+async def login_reply(
     update: Update, context: BotContext, email: str, password: str, note: str = ""
 ) -> None:
-    result = await context.services.accounts.login(email, password, chat_client(update))
+    try:
+        result = await context.services.accounts.login(email, password, chat_client(update))
+    except EmailNotVerified as error:
+        await reply(
+            update,
+            f"{note}\n\n{not_verified(error.email)}".strip(),
+            reply_markup=resend_keyboard(error.user_id),
+        )
+        return
     alert = (
         "A login alert was emailed to you."
         if result.alert_emailed
@@ -124,25 +133,46 @@ async def _login(
     )
 
 
-@logged_in
-async def logout(update: Update, context: BotContext, user: User) -> None:
-    await context.services.accounts.logout(chat_client(update))
-    await reply(update, "👋 Logged out. /login to come back.")
+@replying
+async def resend_verification(update: Update, context: BotContext) -> None:
+    """The button under "verify your email first": only the right password shows it."""
+    query = update.callback_query
+    assert query is not None
+    _, _, user_id = (query.data or "").partition(":")
+    try:
+        sent = await context.services.accounts.resend_verification(UUID(hex=user_id))
+    except ValueError:
+        sent = False
+    await query.answer()
+    await reply(
+        update,
+        "📧 A new verification email is on its way."
+        if sent
+        else "No new email: the address is verified already, or had three this hour.",
+    )
+
+
+@replying
+async def logout(update: Update, context: BotContext) -> None:
+    if await context.services.accounts.logout(chat_client(update)):
+        await reply(update, "👋 Logged out. /login to come back.")
+    else:
+        await reply(update, "There was no session to end: you were not logged in. /login")
 
 
 @replying
 async def reset(update: Update, context: BotContext) -> None:
     email = command_text(_message(update)).args
     if not email:
-        await context.services.flows.start(_chat_id(update), "reset", "email")
+        await context.services.flows.start(_chat_id(update), Flow.RESET, Step.EMAIL)
         await reply(update, ASK_EMAIL)
         return
-    await _request_reset(update, context, email)
+    await request_reset(update, context, email)
 
 
-async def _request_reset(update: Update, context: BotContext, email: str) -> None:
+async def request_reset(update: Update, context: BotContext, email: str) -> None:
     await context.services.accounts.request_reset(email, chat_client(update))
-    await context.services.flows.start(_chat_id(update), "reset", "code")
+    await context.services.flows.start(_chat_id(update), Flow.RESET, Step.CODE)
     await reply(
         update,
         f"If {escape(normalise_email(email))} belongs to a verified account, a reset code is on "
@@ -154,44 +184,6 @@ async def _request_reset(update: Update, context: BotContext, email: str) -> Non
 async def cancel(update: Update, context: BotContext) -> None:
     ended = await context.services.flows.finish(_chat_id(update))
     await reply(update, "Cancelled." if ended else "There was nothing to cancel.")
-
-
-async def continue_flow(update: Update, context: BotContext, flow: ChatFlow, text: str) -> bool:
-    """Feeds one message into an account flow; False when the flow is not an account one."""
-    flows = context.services.flows
-    key = (flow.name, flow.step)
-    if key in {("signup", "email"), ("login", "email")}:
-        normalise_email(text)
-        await flows.advance(flow, "password", email=text.strip())
-        await reply(update, ASK_PASSWORD)
-    elif key in {("signup", "password"), ("login", "password")}:
-        note = await delete_secret_message(update)
-        async with noted_errors(update, note), flows.claim(flow):
-            if flow.name == "signup":
-                check_password_rules(text)
-                await _signup(update, context, flow.data["email"], text, note)
-            else:
-                await _login(update, context, flow.data["email"], text, note)
-    elif key == ("verify", "code"):
-        await flows.finish(flow.chat_id)
-        await verify_secret(update, context, text)
-    elif key == ("reset", "email"):
-        await _request_reset(update, context, text)
-    elif key == ("reset", "code"):
-        handle = await context.services.accounts.check_reset_code(text, chat_client(update))
-        await flows.advance(flow, "password", handle=handle)
-        await reply(update, "Code accepted. Now send your new password (at least 8 characters).")
-    elif key == ("reset", "password"):
-        note = await delete_secret_message(update)
-        async with noted_errors(update, note), flows.claim(flow):
-            await context.services.accounts.reset_password(flow.data["handle"], text)
-            await reply(
-                update,
-                f"{note}\n\n✅ Password changed. Every session was logged out; /login again.",
-            )
-    else:
-        return False
-    return True
 
 
 def _password(update: Update) -> str:

@@ -6,6 +6,7 @@ import contextlib
 import re
 from html import escape
 from io import BytesIO
+from uuid import UUID
 
 from telegram import Document, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.constants import ParseMode
@@ -13,15 +14,15 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.context import (
     BotContext,
-    chat_client,
     email_note,
     is_private,
     logged_in,
     reply,
     replying,
 )
-from bot.handlers import accounts, organise
+from bot.handlers import organise
 from bot.handlers.parsing import command_text, pre_language
+from bot.handlers.steps import Flow, Step
 from bot.render import (
     LIST_PAGE_SIZE,
     confirm_delete_keyboard,
@@ -35,14 +36,14 @@ from bot.render import (
 )
 from bot.wording import not_found
 from core.entities import Page, Snippet, SnippetSummary, User
-from core.errors import FlowConflict, NotFound, ValidationError
-from core.flows import WORKING
+from core.errors import NotFound, ValidationError
 from core.snippets import MAX_REF, Saved, parse_ref
 from core.text import file_name, unwrap_fence
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Bots cannot download files larger than this from Telegram's cloud Bot API."""
-_CALLBACK = re.compile(r"(open|del|delok|list|keep)(?::(\d{1,10}))?")
+_CALLBACK = re.compile(r"(open|del|delok|list|keep)(?::(\d{1,10}))?(?::([0-9a-f]{32}))?")
+_FOR_ONE_SNIPPET = frozenset({"open", "del", "delok"})
 
 
 @logged_in
@@ -58,13 +59,15 @@ async def save(update: Update, context: BotContext, user: User) -> None:
             "Give the snippet a title: /save Quick sort — then the code on the next lines."
         )
     if not parts.body.strip():
-        await context.services.flows.start(message.chat_id, "save", "code", title=parts.args)
+        await context.services.flows.start(
+            message.chat_id, Flow.SAVE, Step.CODE, title=parts.args, user=str(user.id)
+        )
         await reply(update, "Now send me the code (/cancel to stop).")
         return
     saved = await context.services.snippets.create(
         user, parts.args, parts.body, language_hint=parts.language_hint
     )
-    await _saved_reply(update, saved)
+    await saved_reply(update, saved)
 
 
 async def _save_from_message(
@@ -85,7 +88,7 @@ async def _save_from_message(
     saved = await context.services.snippets.create(
         user, title or _first_line(code), code, language_hint=hint
     )
-    await _saved_reply(update, saved)
+    await saved_reply(update, saved)
 
 
 @logged_in
@@ -126,10 +129,10 @@ async def _save_document(
         raise
     name = document.file_name or "snippet.txt"
     saved = await context.services.snippets.create_from_file(user, data, name, title)
-    await _saved_reply(update, saved)
+    await saved_reply(update, saved)
 
 
-async def _saved_reply(update: Update, saved: Saved) -> None:
+async def saved_reply(update: Update, saved: Saved) -> None:
     snippet = saved.snippet
     note = email_note(saved.emailed, "A confirmation email")
     await reply(
@@ -144,8 +147,10 @@ async def get(update: Update, context: BotContext, user: User) -> None:
     await _show(update, context, user, ref)
 
 
-async def _show(update: Update, context: BotContext, user: User, ref: int) -> None:
-    saved = await context.services.snippets.get(user, ref)
+async def _show(
+    update: Update, context: BotContext, user: User, ref: int, snippet_id: UUID | None = None
+) -> None:
+    saved = await context.services.snippets.get(user, ref, snippet_id=snippet_id)
     snippet = saved.snippet
     footer = email_note(saved.emailed, "The full code")
     text = snippet_message(snippet, footer)
@@ -217,17 +222,24 @@ async def edit(update: Update, context: BotContext, user: User) -> None:
     parts = command_text(_message(update))
     ref = parse_ref(_required_arg(update, "Which snippet? e.g. /edit 3, new code below it"))
     if not parts.body.strip():
-        await context.services.snippets.view(user, ref)
-        await context.services.flows.start(_message(update).chat_id, "edit", "code", ref=str(ref))
+        snippet = await context.services.snippets.view(user, ref)
+        await context.services.flows.start(
+            _message(update).chat_id,
+            Flow.EDIT,
+            Step.CODE,
+            ref=str(ref),
+            snippet=snippet.id.hex,
+            user=str(user.id),
+        )
         await reply(update, f"Send me the new code for #{ref} (/cancel to stop).")
         return
     snippet = await context.services.snippets.edit(
         user, ref, parts.body, language_hint=parts.language_hint
     )
-    await _edited_reply(update, snippet)
+    await edited_reply(update, snippet)
 
 
-async def _edited_reply(update: Update, snippet: Snippet) -> None:
+async def edited_reply(update: Update, snippet: Snippet) -> None:
     await reply(update, f"✏️ Updated {snippet_header(snippet)}. See it with /get {snippet.ref}")
 
 
@@ -247,8 +259,10 @@ async def delete(update: Update, context: BotContext, user: User) -> None:
     await _delete(update, context, user, ref)
 
 
-async def _delete(update: Update, context: BotContext, user: User, ref: int) -> None:
-    saved = await context.services.snippets.delete(user, ref)
+async def _delete(
+    update: Update, context: BotContext, user: User, ref: int, snippet_id: UUID | None = None
+) -> None:
+    saved = await context.services.snippets.delete(user, ref, snippet_id=snippet_id)
     note = email_note(saved.emailed, "A confirmation email")
     await reply(
         update,
@@ -267,14 +281,18 @@ async def button(update: Update, context: BotContext, user: User) -> None:
         await query.answer("This button is no longer valid.")
         return
     action, number = match.group(1), int(match.group(2) or 0)
-    if action != "list" and number > MAX_REF:
-        # Past the ref column's range (a forged button): the database would refuse the query.
+    snippet_id = UUID(match.group(3)) if match.group(3) else None
+    if (action != "list" and number > MAX_REF) or (
+        action in _FOR_ONE_SNIPPET and snippet_id is None
+    ):
+        # Past the ref column's range (a forged button), or from before buttons named their
+        # snippet: the database would refuse the query, or the ref may mean another snippet.
         await query.answer("This button is no longer valid.")
         return
     try:
         if action == "open":
             await query.answer()
-            await _show(update, context, user, number)
+            await _show(update, context, user, number, snippet_id)
         elif action == "list":
             page = await context.services.snippets.list(user, number, LIST_PAGE_SIZE)
             await query.answer()
@@ -289,17 +307,17 @@ async def button(update: Update, context: BotContext, user: User) -> None:
                 if "not modified" not in error.message.lower():
                     raise
         elif action == "del":
-            snippet = await context.services.snippets.view(user, number)
+            snippet = await context.services.snippets.view(user, number, snippet_id=snippet_id)
             await query.answer()
             await reply(
                 update,
                 f"Delete {snippet_header(snippet)}? You can undo it for 10 minutes.",
-                reply_markup=confirm_delete_keyboard(number),
+                reply_markup=confirm_delete_keyboard(snippet),
             )
         elif action == "delok":
             await query.answer()
             await _without_buttons(query.message)
-            await _delete(update, context, user, number)
+            await _delete(update, context, user, number, snippet_id)
         else:
             await query.answer("Kept.")
             await _without_buttons(query.message)
@@ -311,54 +329,6 @@ async def _without_buttons(message: object) -> None:
     if isinstance(message, Message):
         with contextlib.suppress(TelegramError):  # the buttons may be gone already
             await message.edit_reply_markup(None)
-
-
-@replying
-async def text_message(update: Update, context: BotContext) -> None:
-    """A message that is not a command: the answer to a step-by-step question, or help."""
-    message = _message(update)
-    text = message.text or ""
-    if text.startswith("/"):
-        addressee = text.split(maxsplit=1)[0].partition("@")[2]
-        if addressee and addressee.lower() != (context.bot.username or "").lower():
-            await reply(
-                update,
-                f"That command is for @{escape(addressee)}, not for me. /help lists mine.",
-            )
-            return
-        await reply(update, "I don't know that command. /help lists what I can do.")
-        return
-    flow = await context.services.flows.current(message.chat_id)
-    if flow is None:
-        await reply(
-            update,
-            "To save this, send /save &lt;title&gt; with the code on the next lines, or reply "
-            "to it with /save &lt;title&gt;. /help lists everything.",
-        )
-        return
-    if flow.step == WORKING:
-        raise FlowConflict("That step is being answered already.")
-    if await accounts.continue_flow(update, context, flow, text):
-        return
-    user = await context.services.accounts.current_user(chat_client(update))
-    # The whole message is the code: a fence around it is unwrapped, its first line included.
-    fenced = unwrap_fence(text)
-    code, hint = fenced.code, fenced.language_hint or pre_language(message)
-    if flow.name == "save":
-        async with context.services.flows.claim(flow):
-            saved = await context.services.snippets.create(
-                user, flow.data["title"], code, language_hint=hint
-            )
-        await _saved_reply(update, saved)
-    elif flow.name == "edit":
-        async with context.services.flows.claim(flow):
-            snippet = await context.services.snippets.edit(
-                user, int(flow.data["ref"]), code, language_hint=hint
-            )
-        await _edited_reply(update, snippet)
-    else:
-        await context.services.flows.finish(message.chat_id)
-        await reply(update, "That conversation had expired; please start again. /help")
 
 
 @replying

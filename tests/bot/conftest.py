@@ -108,9 +108,15 @@ class BotHarness:
 
     # -- accounts, as a person would set them up ------------------------------------------
 
-    async def sign_up(self, chat_id: int, address: str, password: str = PASSWORD) -> None:
+    async def sign_up(
+        self, chat_id: int, address: str, password: str = PASSWORD, *, verified: bool = False
+    ) -> None:
+        """Signs an address up (and verifies it: only then does it log in)."""
         await self.say(chat_id, f"/signup {address} {password}")
         await self.deliver_emails()
+        if verified:
+            reply = await self.say(chat_id, f"/verify {self.verification_code(address)}")
+            assert "is verified" in reply, reply
 
     def verification_code(self, address: str) -> str:
         body = self.inbox.last_text(address, "Verify your email")
@@ -131,10 +137,7 @@ class BotHarness:
     async def user(self, chat_id: int, address: str | None = None, *, verified: bool = True) -> str:
         """Signs up (and verifies) an account and logs it in to `chat_id`; returns the email."""
         address = address or f"user{chat_id}@example.com"
-        await self.sign_up(chat_id, address)
-        if verified:
-            reply = await self.say(chat_id, f"/verify {self.verification_code(address)}")
-            assert "is verified" in reply, reply
+        await self.sign_up(chat_id, address, verified=verified)
         reply = await self.log_in(chat_id, address)
         assert "Logged in" in reply, reply
         await self.deliver_emails()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.bot.conftest import PASSWORD, BotHarness
+from tests.bot.test_reset_and_flows import reset_code
 
 ADA = "ada@example.com"
 DELETED_NOTE = "🔒 I deleted your message because it contained a password."
@@ -131,7 +134,7 @@ async def test_a_verification_code_works_once(harness: BotHarness) -> None:
     code = harness.verification_code(ADA)
     await harness.say(1, f"/verify {code}")
 
-    assert "wrong, used or expired" in await harness.say(1, f"/verify {code}")
+    assert "is verified already" in await harness.say(1, f"/verify {code}")
 
 
 async def test_a_wrong_start_payload_does_not_verify(harness: BotHarness) -> None:
@@ -159,17 +162,26 @@ async def test_one_shot_login_deletes_the_password_and_alerts_a_verified_account
     assert re.search(r"When: .*\d\d:\d\d UTC", alert)
 
 
-async def test_login_of_an_unverified_account_sends_no_alert_and_says_so(
+async def test_an_unverified_account_is_asked_to_verify_first_and_offered_a_new_email(
     harness: BotHarness,
 ) -> None:
     await harness.sign_up(1, ADA)
+    first_code = harness.verification_code(ADA)
 
-    reply = await harness.log_in(1, ADA)
+    [*_, answer] = await harness.exchange(
+        1, harness.tg.private_message(1, 1, f"/login {ADA} {PASSWORD}", enqueue=False)
+    )
 
-    assert f"Logged in as {ADA}" in reply
-    assert "not verified yet, so no login alert was sent" in reply
+    assert "verify your email first" in answer.text
+    assert "log in first" in await harness.say(1, "/list")  # no session
+    assert "Wrong email or password" in await harness.log_in(1, ADA, "wrong-password")
+    [sent] = await harness.press(1, answer.message_id, "📧 Send the verification email again")
+    assert "new verification email is on its way" in sent.text
     await harness.deliver_emails()
-    assert harness.inbox.to(ADA, "Login Alert") == []
+    assert len(harness.inbox.to(ADA, "Verify your email")) == 2
+    assert harness.verification_code(ADA) != first_code
+    assert "is verified" in await harness.say(1, f"/verify {harness.verification_code(ADA)}")
+    assert "Logged in" in await harness.log_in(1, ADA)
 
 
 async def test_step_by_step_login(harness: BotHarness) -> None:
@@ -214,7 +226,7 @@ async def test_unknown_email_gets_the_same_answer_as_a_wrong_password(
 async def test_a_wrong_password_in_the_flow_can_be_answered_again(
     harness: BotHarness,
 ) -> None:
-    await harness.sign_up(1, ADA)
+    await harness.sign_up(1, ADA, verified=True)
     await harness.say(1, f"/login {ADA}")
 
     assert "Wrong email or password" in await harness.say(1, "wrong-password")
@@ -237,8 +249,44 @@ async def test_logout_ends_the_session(harness: BotHarness) -> None:
     assert "log in first" in await harness.say(1, "/get 1")
 
 
-async def test_logout_without_a_session_asks_to_log_in(harness: BotHarness) -> None:
-    assert "log in first" in await harness.say(1, "/logout")
+async def test_logout_without_a_session_says_there_was_none(harness: BotHarness) -> None:
+    assert "There was no session to end" in await harness.say(1, "/logout")
+    await harness.user(1)
+    assert "Logged out" in await harness.say(1, "/logout")
+    assert "There was no session to end" in await harness.say(1, "/logout")
+
+
+async def test_verify_of_a_verified_address_says_so(harness: BotHarness) -> None:
+    await harness.sign_up(1, ADA)
+    code = harness.verification_code(ADA)
+    payload = harness.verification_payload(ADA)
+    assert "is verified" in await harness.say(1, f"/start {payload}")
+
+    for again in (f"/verify {code}", f"/start {payload}"):
+        reply = await harness.say(1, again)
+        assert f"{ADA} is verified already" in reply, reply
+    assert "wrong, used or expired" in await harness.say(1, "/verify AAAA2222")
+
+
+@pytest.mark.parametrize("command", ["/signup", "/reset"])
+async def test_a_password_against_the_rules_in_steps_asks_for_another(
+    harness: BotHarness, command: str
+) -> None:
+    if command == "/reset":
+        await harness.sign_up(1, ADA, verified=True)
+        await harness.say(1, f"/reset {ADA}")
+        await harness.deliver_emails()
+        assert "Code accepted" in await harness.say(1, reset_code(harness, ADA))
+    else:
+        await harness.say(1, command)
+        await harness.say(1, ADA)
+
+    reply = await harness.say(1, "short")
+
+    assert "at least 8 characters" in reply
+    assert "send another one" in reply
+    done = "Password changed" if command == "/reset" else "verification email"
+    assert done in await harness.say(1, PASSWORD + "-new")
 
 
 async def test_an_expired_session_says_the_session_has_ended(harness: BotHarness) -> None:
@@ -269,7 +317,7 @@ async def test_logging_in_elsewhere_keeps_the_first_chat_logged_in(harness: BotH
 async def test_another_login_in_the_chat_replaces_the_session(harness: BotHarness) -> None:
     await harness.user(1, "ada@example.com")
     await harness.save(1, "Ada's", "print(1)")
-    await harness.sign_up(1, "bob@example.com")
+    await harness.sign_up(1, "bob@example.com", verified=True)
     await harness.log_in(1, "bob@example.com")
 
     assert "You have no snippets yet" in await harness.say(1, "/list")
@@ -287,7 +335,8 @@ async def test_a_password_message_that_cannot_be_deleted_gets_a_warning(
 
 
 async def test_repeated_wrong_passwords_are_throttled(harness: BotHarness) -> None:
-    await harness.sign_up(1, ADA)
+    await harness.sign_up(1, ADA, verified=True)
+    assert "Logged in" in await harness.log_in(1, ADA)  # this chat is known to the account
     for _ in range(10):
         assert (await harness.log_in(1, ADA, "wrong-password")).endswith("Wrong email or password.")
 

@@ -108,18 +108,6 @@ async def test_get_emails_the_code_as_an_attachment(harness: BotHarness) -> None
     assert attachment.get_payload(decode=True) == code.encode()
 
 
-async def test_get_by_an_unverified_account_says_why_no_email_came(harness: BotHarness) -> None:
-    address = await harness.user(1, verified=False)
-    number = await harness.save(1, "Quiet", "def f():\n    pass")
-
-    reply = await harness.say(1, f"/get {number}")
-    await harness.deliver_emails()
-
-    assert "No email sent: your address is not verified yet" in reply
-    assert "/verify <code>" in reply
-    assert harness.inbox.to(address, "Your Requested Snippet") == []
-
-
 async def test_get_accepts_a_hash_before_the_number(harness: BotHarness) -> None:
     await harness.user(1)
     number = await harness.save(1, "Hashed", "def f():\n    pass")

@@ -260,10 +260,11 @@ async def test_pressing_delete_twice_does_not_fail(harness: BotHarness) -> None:
     number = await harness.save(1, "Doomed", "def f():\n    pass")
     shown = await command(harness, 1, f"/get {number}")
     [question] = await harness.press(1, shown.message_id, "🗑 Delete")
+    [data] = [data for label, data in question.buttons[0] if label == "Yes, delete it"]
     await harness.press(1, question.message_id, "Yes, delete it")
 
     again = await harness.exchange(
-        1, harness.tg.callback_query(1, question.message_id, f"delok:{number}", enqueue=False)
+        1, harness.tg.callback_query(1, question.message_id, data, enqueue=False)
     )
 
     assert again == []

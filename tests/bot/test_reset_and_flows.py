@@ -109,7 +109,7 @@ async def test_cancel_leaves_a_save_flow_without_saving(harness: BotHarness) -> 
 
 
 async def test_a_new_command_replaces_the_running_flow(harness: BotHarness) -> None:
-    await harness.sign_up(1, ADA)
+    await harness.sign_up(1, ADA, verified=True)
     await harness.say(1, "/signup")
 
     assert "email address" in await harness.say(1, "/login")
@@ -127,7 +127,7 @@ async def test_an_expired_flow_is_forgotten(harness: BotHarness) -> None:
 async def test_a_flow_survives_a_restart(bot_settings: Settings, clock: Clock) -> None:
     tg = FakeTelegram()
     async with running_bot(bot_settings, tg, clock) as first:
-        await first.sign_up(1, ADA)
+        await first.sign_up(1, ADA, verified=True)
         assert "email address" in await first.say(1, "/login")
         assert "password" in await first.say(1, ADA)
 
@@ -167,3 +167,11 @@ async def test_a_second_answer_while_the_first_is_saved_is_refused(
     assert answers == ["That step was already answered by another message of yours."]
     assert (await harness.say(1, "/list")).startswith("Your snippets (1–1 of 1):")
     assert "print('first')" in await harness.say(1, "/get 1")
+
+
+def test_every_flow_has_its_steps_in_the_one_table() -> None:
+    from bot.handlers.flows import STEPS
+    from bot.handlers.steps import Flow, Step
+
+    assert {flow for flow, _ in STEPS} == set(Flow)
+    assert {step for _, step in STEPS} == set(Step)

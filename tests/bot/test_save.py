@@ -246,14 +246,3 @@ async def test_a_document_in_a_latin1_encoding_is_decoded(harness: BotHarness) -
     assert "Saved greet.py · #1" in replies[-1].text
     text, _, pre = await shown(harness, 1, 1)
     assert code_of(text, pre) == code
-
-
-async def test_unverified_save_says_no_email(harness: BotHarness) -> None:
-    await harness.user(1, verified=False)
-
-    reply = await harness.say(1, "/save Quiet\nprint(1)")
-
-    assert "Quiet · #1" in reply
-    assert "No email sent: your address is not verified yet" in reply
-    await harness.deliver_emails()
-    assert harness.inbox.to("user1@example.com", "New Snippet Created") == []

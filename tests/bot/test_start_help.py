@@ -29,6 +29,8 @@ async def test_start_welcomes_and_lists_the_commands(harness: BotHarness) -> Non
     reply = replies[0]
     assert reply.parse_mode == "HTML"
     assert reply.text.startswith("👋 Welcome to SnippetVault")
+    assert reply.text.count("SnippetVault") == 1  # the introduction, once
+    assert reply.text.count("email them to you") == 1
     for name in CONTRACT_COMMANDS:
         assert f"/{name} — " in reply.text
 

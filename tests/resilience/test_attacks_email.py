@@ -49,14 +49,11 @@ def _all_headers_single_line(message: EmailMessage) -> None:
 
 async def test_unverified_address_gets_only_the_verification_email(mail_bot: BotHarness) -> None:
     bot = mail_bot
-    # Someone signs up with the victim's address and uses every command that emails.
+    # Someone signs up with the victim's address and tries every command that emails.
     await bot.sign_up(1, VICTIM, PASSWORD)
-    assert "Logged in" in await bot.log_in(1, VICTIM, PASSWORD)
-    saved = await bot.say(1, "/save Spam\nprint('buy now')")
-    assert "/get 1" in saved
-    got = await bot.say(1, "/get 1")
-    assert "No email sent: your address is not verified" in got
-    assert "Deleted" in await bot.say(1, "/delete 1")
+    assert "verify your email first" in await bot.log_in(1, VICTIM, PASSWORD)
+    for command in ("/save Spam\nprint('buy now')", "/get 1", "/delete 1"):
+        assert "log in first" in await bot.say(1, command)
     await bot.say(2, f"/reset {VICTIM}")
     await bot.say(2, "/cancel")
     await bot.deliver_emails()

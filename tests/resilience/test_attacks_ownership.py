@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import uuid
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,15 @@ class Scene:
             if call.seq > mark and call.params.get("text")
         ]
         return texts
+
+    async def alice_ids(self) -> dict[int, str]:
+        rows = await query_rows(
+            self.bot,
+            "SELECT s.ref, s.id FROM snippets s JOIN users u ON u.id = s.owner_id "
+            "WHERE u.email = :email",
+            email=ALICE_EMAIL,
+        )
+        return {ref: uuid.UUID(str(snippet_id)).hex for ref, snippet_id in rows}
 
     async def alice_rows(self) -> dict[int, tuple[str, str]]:
         rows = await query_rows(
@@ -158,11 +168,18 @@ async def test_bob_cannot_reach_alices_snippets_by_any_command(scene: Scene) -> 
 async def test_bob_cannot_reach_alices_snippets_by_forged_buttons(scene: Scene) -> None:
     emails = len(scene.bot.inbox.to(ALICE_EMAIL))
     await scene.bob("/list")
+    alice_ids = await scene.alice_ids()
 
-    for ref in (2, 3):
-        for data in (f"open:{ref}", f"del:{ref}", f"delok:{ref}"):
+    for ref in (1, 2, 3):
+        # Her snippet's own id (as if Bob had learnt it), or one made up.
+        for snippet_id in (alice_ids[ref], uuid.uuid4().hex):
+            for action in ("open", "del", "delok"):
+                data = f"{action}:{ref}:{snippet_id}"
+                answers = await scene.bob_presses(data)
+                assert any(NOT_FOUND in text for text in answers), (data, answers)
+        for data in (f"open:{ref}", f"del:{ref}", f"delok:{ref}"):  # the id left out
             answers = await scene.bob_presses(data)
-            assert any(NOT_FOUND in text for text in answers), (data, answers)
+            assert any("no longer valid" in text for text in answers), (data, answers)
     # Paging can only ever show his own list.
     for data in ("list:0", "list:1", "list:2"):
         answers = await scene.bob_presses(data)

@@ -102,7 +102,7 @@ async def test_the_search_indexes_come_with_0002_and_go_with_it(empty_postgres_u
     assert not SEARCH_INDEXES & await _inspect(empty_postgres_url, _index_names)
 
 
-_TYPES = {"user_id": sa.Uuid(), "now": UTCDateTime()}
+_TYPES = {"user_id": sa.Uuid(), "snippet_id": sa.Uuid(), "now": UTCDateTime()}
 
 
 async def _execute(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -118,7 +118,7 @@ async def _execute(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         await engine.dispose()
 
 
-async def test_0003_turns_chat_sessions_into_client_bound_ones_and_back(
+async def test_sessions_and_snippets_survive_every_migration_up_and_down(
     empty_database_url: str,
 ) -> None:
     url = empty_database_url
@@ -128,6 +128,14 @@ async def test_0003_turns_chat_sessions_into_client_bound_ones_and_back(
         url,
         "INSERT INTO users (id, email, hashed_password, is_verified, created_at, snippet_seq) "
         "VALUES (:user_id, 'ada@example.com', '!', true, :now, 0)",
+        user_id=user_id,
+        now=T0,
+    )
+    await _execute(
+        url,
+        "INSERT INTO snippets (id, owner_id, ref, title, code, language, created_at, "
+        "updated_at) VALUES (:snippet_id, :user_id, 1, 'Kept', 'x = 1', 'Python', :now, :now)",
+        snippet_id=uuid.uuid4(),
         user_id=user_id,
         now=T0,
     )
@@ -142,11 +150,12 @@ async def test_0003_turns_chat_sessions_into_client_bound_ones_and_back(
             now=T0,
         )
 
-    await upgrade(url, "0003")
+    await upgrade(url)
     rows = await _execute(
         url, "SELECT jti, client_kind, client_key, parent_jti FROM sessions ORDER BY jti"
     )
     assert rows == [("one", "chat", "7000000001", None), ("two", "chat", "-100", None)]
+    assert await _execute(url, "SELECT title FROM snippets") == [("Kept",)]
     await _execute(
         url,
         "INSERT INTO sessions (jti, user_id, client_kind, client_key, token, issued_at, "
@@ -158,6 +167,7 @@ async def test_0003_turns_chat_sessions_into_client_bound_ones_and_back(
     await downgrade(url, "0002")
     rows = await _execute(url, "SELECT jti, chat_id FROM sessions ORDER BY jti")
     assert rows == [("one", 7_000_000_001), ("two", -100)]  # the API session cannot go back
+    assert await _execute(url, "SELECT title FROM snippets") == [("Kept",)]
 
 
 async def test_0004_down_to_0003_drops_the_organise_tables_and_hidden_snippets(

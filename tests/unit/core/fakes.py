@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -101,7 +102,8 @@ class Tables:
     snippets: dict[UUID, Snippet] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     tokens: dict[str, OneTimeToken] = field(default_factory=dict)
-    attempts: dict[str, list[datetime]] = field(default_factory=dict)
+    attempts: dict[int, tuple[str, datetime]] = field(default_factory=dict)
+    """By id: (key, at)."""
     flows: dict[int, ChatFlow] = field(default_factory=dict)
     outbox: list[OutgoingEmail] = field(default_factory=list)
     deleted: dict[UUID, datetime] = field(default_factory=dict)
@@ -310,8 +312,11 @@ class FakeUserRepository(_Repository):
     async def set_password(self, user_id: UUID, hashed_password: str) -> None:
         def set_password(tables: Tables) -> None:
             if user_id in tables.users:
+                user = tables.users[user_id]
                 tables.users[user_id] = replace(
-                    tables.users[user_id], hashed_password=hashed_password
+                    user,
+                    hashed_password=hashed_password,
+                    password_generation=user.password_generation + 1,
                 )
 
         self._uow.change(set_password)
@@ -665,17 +670,49 @@ class FakeTokenRepository(_Repository):
 
 
 class FakeAttemptRepository(_Repository):
-    async def add(self, key: str, at: datetime) -> None:
-        self._uow.change(lambda tables: tables.attempts.setdefault(key, []).append(at))
+    async def add(self, key: str, at: datetime) -> int:
+        attempt_id = next(_attempt_ids)  # like a sequence: never reused, even on rollback
+
+        def add(tables: Tables) -> int:
+            tables.attempts[attempt_id] = (key, at)
+            return attempt_id
+
+        return self._uow.change(add)
+
+    def _times(self, key: str, since: datetime, excluding: int | None = None) -> list[datetime]:
+        return [
+            at
+            for attempt_id, (stored, at) in self._t.attempts.items()
+            if stored == key and at >= since and attempt_id != excluding
+        ]
 
     async def count_since(self, key: str, since: datetime) -> int:
-        return sum(1 for at in self._t.attempts.get(key, []) if at >= since)
+        return len(self._times(key, since))
 
     async def oldest_since(self, key: str, since: datetime) -> datetime | None:
-        return min((at for at in self._t.attempts.get(key, []) if at >= since), default=None)
+        return min(self._times(key, since), default=None)
+
+    async def latest_since(
+        self, key: str, since: datetime, *, excluding: int | None = None
+    ) -> datetime | None:
+        return max(self._times(key, since, excluding), default=None)
+
+    async def discard(self, attempt_ids: Sequence[int]) -> None:
+        def discard(tables: Tables) -> None:
+            for attempt_id in attempt_ids:
+                tables.attempts.pop(attempt_id, None)
+
+        self._uow.change(discard)
 
     async def clear(self, key: str) -> None:
-        self._uow.change(lambda tables: tables.attempts.pop(key, None))
+        def clear(tables: Tables) -> None:
+            for attempt_id in [i for i, (stored, _) in tables.attempts.items() if stored == key]:
+                del tables.attempts[attempt_id]
+
+        self._uow.change(clear)
+
+
+_attempt_ids = itertools.count(1)
 
 
 class FakeFlowRepository(_Repository):

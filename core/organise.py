@@ -343,10 +343,6 @@ async def _live_share(
     return found
 
 
-def is_share_payload(payload: str) -> bool:
-    return payload.startswith(SHARE_PAYLOAD_PREFIX)
-
-
 def _versions(snippet: Snippet, kept: list[Revision]) -> list[Version]:
     states = [(r.number, r.title, r.code, r.language, r.created_at) for r in kept]
     current_number = (kept[-1].number + 1) if kept else 1

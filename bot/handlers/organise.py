@@ -21,12 +21,12 @@ from core.archive import MAX_ARCHIVE_BYTES
 from core.entities import User
 from core.errors import NotFound, ValidationError
 from core.organise import Version
-from core.snippets import parse_ref
+from core.snippets import MAX_REF, parse_ref
 from core.text import file_name
 
 HISTORY_SHOWN = 10
 """/history lists the newest versions; older ones stay kept and restorable by the API."""
-_CALLBACK = re.compile(r"(undo|ver|restore|unshare):([0-9a-f]{32})(?::(\d{1,4}))?")
+_CALLBACK = re.compile(r"(undo|ver|restore|unshare):([0-9a-f]{32})(?::(\d{1,10}))?")
 CALLBACK_PATTERN = r"^(undo|ver|restore|unshare):"
 ARCHIVE_TYPES = frozenset({"application/zip", "application/x-zip-compressed"})
 
@@ -256,6 +256,9 @@ async def button(update: Update, context: BotContext, user: User) -> None:
         await query.answer("This button is no longer valid.")
         return
     action, target, number = match.group(1), UUID(hex=match.group(2)), int(match.group(3) or 0)
+    if number > MAX_REF:  # past the column's range: a forged button
+        await query.answer("This button is no longer valid.")
+        return
     organise = context.services.organise
     try:
         if action == "undo":

@@ -254,6 +254,7 @@ async def test_bob_cannot_reach_alices_snippets_by_the_organise_commands(scene: 
             f"undo:{ids[ref]}",
             f"ver:{ids[ref]}:1",
             f"restore:{ids[ref]}:1",
+            f"hist:{ids[ref]}:0",
         ):
             answers = await scene.bob_presses(data)
             assert answers and not any("Alice" in text for text in answers), (data, answers)

@@ -249,7 +249,8 @@ class OrganiseService:
             snippet = await uow.snippets.get_deleted(owner.id, key, since)
             if snippet is None:
                 raise UndoExpired(key)
-            await uow.snippets.undelete(snippet.id)
+            if not await uow.snippets.undelete(snippet.id):
+                raise UndoExpired(key)  # the purge (or another undo) came first
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
         return snippet

@@ -221,10 +221,13 @@ class SqlSnippetRepository(_Repository):
             named, snippets.c.owner_id == owner_id, snippets.c.deleted_at >= since
         )
 
-    async def undelete(self, snippet_id: UUID) -> None:
-        await self._execute(
-            sa.update(snippets).where(snippets.c.id == snippet_id).values(deleted_at=None)
+    async def undelete(self, snippet_id: UUID) -> bool:
+        result = await self._execute(
+            sa.update(snippets)
+            .where(snippets.c.id == snippet_id, snippets.c.deleted_at.is_not(None))
+            .values(deleted_at=None)
         )
+        return result.rowcount == 1
 
     async def purge_deleted(self, before: datetime) -> int:
         result = await self._execute(

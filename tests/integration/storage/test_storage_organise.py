@@ -68,7 +68,8 @@ async def test_a_soft_deleted_snippet_is_hidden_until_undeleted_or_purged(
         assert await uow.snippets.get_deleted(owner.id, snippet.id, T0 + timedelta(1)) is None
         found = await uow.snippets.get_deleted(owner.id, snippet.id, T0)
         assert found is not None and found.tags == ("kept",)
-        await uow.snippets.undelete(snippet.id)
+        assert await uow.snippets.undelete(snippet.id) is True
+        assert await uow.snippets.undelete(snippet.id) is False  # live already
         await uow.commit()
 
     async with uow_factory() as uow:
@@ -76,6 +77,7 @@ async def test_a_soft_deleted_snippet_is_hidden_until_undeleted_or_purged(
         await uow.snippets.soft_delete(snippet.id, T0)
         assert await uow.snippets.purge_deleted(T0) == 0
         assert await uow.snippets.purge_deleted(T0 + timedelta(seconds=1)) == 1
+        assert await uow.snippets.undelete(snippet.id) is False  # the purge came first
         await uow.commit()
         assert await uow.snippets.get_deleted(owner.id, snippet.id, T0) is None
 

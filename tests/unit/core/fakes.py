@@ -453,8 +453,8 @@ class FakeSnippetRepository(_Repository):
             return None
         return replace(snippet, tags=tables.tags.get(snippet_id, ()))
 
-    async def undelete(self, snippet_id: UUID) -> None:
-        self._uow.change(lambda tables: tables.deleted.pop(snippet_id, None))
+    async def undelete(self, snippet_id: UUID) -> bool:
+        return self._uow.change(lambda tables: tables.deleted.pop(snippet_id, None)) is not None
 
     async def purge_deleted(self, before: datetime) -> int:
         def purge(tables: Tables) -> int:

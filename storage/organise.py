@@ -44,8 +44,13 @@ class SqlTagRepository(_Repository):
 
 class SqlRevisionRepository(_Repository):
     async def add(self, revision: Revision) -> None:
+        # A number taken meanwhile (two edits racing on SQLite) keeps the first: no error.
         await self._execute(
-            sa.insert(snippet_revisions).values(
+            self._upsert(snippet_revisions)
+            .on_conflict_do_nothing(
+                index_elements=[snippet_revisions.c.snippet_id, snippet_revisions.c.number]
+            )
+            .values(
                 snippet_id=revision.snippet_id,
                 number=revision.number,
                 title=revision.title,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -10,6 +11,8 @@ from storage_builders import T0, new_snippet
 
 from core.entities import Revision, ShareLink, Snippet, User
 from core.ports import UnitOfWorkFactory
+from core.snippets import SnippetService
+from storage.cache import MemorySnippetCache
 
 SaveUser = Callable[..., Awaitable[User]]
 
@@ -145,3 +148,19 @@ async def test_a_share_of_a_deleted_snippet_does_not_open(
         await uow.commit()
         assert await uow.shares.open("c" * 64, T0) is None
         assert await uow.shares.live(owner.id, T0) == []
+
+
+async def test_concurrent_edits_of_one_snippet_each_keep_a_version(
+    uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    owner = await saved_user()
+    service = SnippetService(uow_factory, MemorySnippetCache(60), lambda: T0, 10_000)
+    await service.create(owner, "Race", "v = 0")
+
+    await asyncio.gather(*(service.edit(owner, 1, f"v = {n}") for n in range(1, 6)))
+
+    async with uow_factory() as uow:
+        snippet = await uow.snippets.get_by_ref(owner.id, 1)
+        assert snippet is not None
+        kept = await uow.revisions.list(snippet.id)
+    assert [revision.number for revision in kept] == [1, 2, 3, 4, 5]

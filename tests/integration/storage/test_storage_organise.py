@@ -10,6 +10,7 @@ from datetime import timedelta
 from storage_builders import T0, new_snippet
 
 from core.entities import Revision, ShareLink, Snippet, User
+from core.organise import OrganiseService
 from core.ports import UnitOfWorkFactory
 from core.snippets import SnippetService
 from storage.cache import MemorySnippetCache
@@ -164,3 +165,19 @@ async def test_concurrent_edits_of_one_snippet_each_keep_a_version(
         assert snippet is not None
         kept = await uow.revisions.list(snippet.id)
     assert [revision.number for revision in kept] == [1, 2, 3, 4, 5]
+
+
+async def test_concurrent_tag_changes_of_one_snippet_do_not_fail(
+    uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    owner = await saved_user()
+    cache = MemorySnippetCache(60)
+    service = SnippetService(uow_factory, cache, lambda: T0, 10_000)
+    organise = OrganiseService(uow_factory, cache, lambda: T0)
+    await service.create(owner, "Race", "v = 0")
+
+    await asyncio.gather(*(organise.tag(owner, 1, ["python", f"t{n}"]) for n in range(5)))
+
+    async with uow_factory() as uow:
+        snippet = await uow.snippets.get_by_ref(owner.id, 1)
+    assert snippet is not None and "python" in snippet.tags

@@ -98,7 +98,7 @@ def parse_share_expiry(raw: str) -> tuple[timedelta, bool]:
 
 @dataclass(frozen=True, slots=True)
 class Version:
-    """One line of a snippet's history; the current version has `revision` None."""
+    """One line of a snippet's history; `is_current` marks the snippet as it is now."""
 
     number: int
     title: str
@@ -228,7 +228,7 @@ class OrganiseService:
             revision = await uow.revisions.get(snippet.id, number)
             if revision is None:
                 raise VersionNotKept(key, number)
-            await keep_version(uow, snippet)
+            before = snippet
             snippet = replace(
                 snippet,
                 title=revision.title,
@@ -236,7 +236,8 @@ class OrganiseService:
                 language=revision.language,
                 updated_at=self._now(),
             )
-            await uow.snippets.update(snippet)
+            await uow.snippets.update(snippet)  # first: its row lock orders concurrent changes
+            await keep_version(uow, before)
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
         return snippet
@@ -249,7 +250,8 @@ class OrganiseService:
             snippet = await uow.snippets.get_deleted(owner.id, key, since)
             if snippet is None:
                 raise UndoExpired(key)
-            await uow.snippets.undelete(snippet.id)
+            if not await uow.snippets.undelete(snippet.id):
+                raise UndoExpired(key)  # the purge (or another undo) came first
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
         return snippet
@@ -341,10 +343,6 @@ async def _live_share(
     if found is None or not hmac.compare_digest(found[0].token_hash, token_hash):
         raise ShareGone
     return found
-
-
-def is_share_payload(payload: str) -> bool:
-    return payload.startswith(SHARE_PAYLOAD_PREFIX)
 
 
 def _versions(snippet: Snippet, kept: list[Revision]) -> list[Version]:

@@ -84,7 +84,8 @@ class SnippetRepository(Protocol):
     async def get_deleted(self, owner_id: UUID, key: UUID | int, since: datetime) -> Snippet | None:
         """The owner's snippet (by id or ref) deleted at or after `since`, else None."""
 
-    async def undelete(self, snippet_id: UUID) -> None: ...
+    async def undelete(self, snippet_id: UUID) -> bool:
+        """False when it is no longer there to bring back (the purge was first)."""
 
     async def purge_deleted(self, before: datetime) -> int:
         """Removes for good what was deleted before `before`; returns how many."""

@@ -214,8 +214,10 @@ class SnippetService:
                 before.language,
             ):
                 return before  # nothing changed: no new version
-            await keep_version(uow, before)
+            # The UPDATE first: its row lock orders concurrent edits of this snippet, so the
+            # next version number is read after the other edit's commit.
             await uow.snippets.update(snippet)
+            await keep_version(uow, before)
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
         return snippet

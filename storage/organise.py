@@ -22,9 +22,14 @@ class SqlTagRepository(_Repository):
     async def set(self, owner_id: UUID, snippet_id: UUID, tags: Sequence[str]) -> None:
         await self._execute(sa.delete(snippet_tags).where(snippet_tags.c.snippet_id == snippet_id))
         if tags:
+            # Two changes at once may both insert a tag: the second one is a no-op, not an error.
             await self._execute(
-                sa.insert(snippet_tags).values(
+                self._upsert(snippet_tags)
+                .values(
                     [{"snippet_id": snippet_id, "owner_id": owner_id, "tag": tag} for tag in tags]
+                )
+                .on_conflict_do_nothing(
+                    index_elements=[snippet_tags.c.snippet_id, snippet_tags.c.tag]
                 )
             )
 
@@ -44,8 +49,13 @@ class SqlTagRepository(_Repository):
 
 class SqlRevisionRepository(_Repository):
     async def add(self, revision: Revision) -> None:
+        # A number taken meanwhile (two edits racing on SQLite) keeps the first: no error.
         await self._execute(
-            sa.insert(snippet_revisions).values(
+            self._upsert(snippet_revisions)
+            .on_conflict_do_nothing(
+                index_elements=[snippet_revisions.c.snippet_id, snippet_revisions.c.number]
+            )
+            .values(
                 snippet_id=revision.snippet_id,
                 number=revision.number,
                 title=revision.title,

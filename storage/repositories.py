@@ -144,7 +144,10 @@ class SqlSnippetRepository(_Repository):
     async def search(
         self, owner_id: UUID, text: str, offset: int, limit: int
     ) -> Page[SnippetSummary]:
-        return await self.filter(owner_id, None, text, offset, limit)
+        # Title or code only: an OR with the tags would keep Postgres off the trigram indexes.
+        return await self._page(
+            sa.and_(snippets.c.owner_id == owner_id, _LIVE, _title_or_code(text)), offset, limit
+        )
 
     async def filter(
         self, owner_id: UUID, tag: str | None, text: str | None, offset: int, limit: int
@@ -153,15 +156,8 @@ class SqlSnippetRepository(_Repository):
         if tag is not None:
             conditions.append(_tagged(tag))
         if text:
-            # lower(column) LIKE lower(pattern): the shape the trigram indexes (0002) serve.
-            pattern = sa.func.lower(f"%{escape_like(text)}%")
-            conditions.append(
-                sa.or_(
-                    sa.func.lower(snippets.c.title).like(pattern, escape=LIKE_ESCAPE),
-                    sa.func.lower(snippets.c.code).like(pattern, escape=LIKE_ESCAPE),
-                    _tagged(text.lower().removeprefix("#")),
-                )
-            )
+            word = text.lower().removeprefix("#")
+            conditions.append(sa.or_(_title_or_code(text), _tagged(word)))
         return await self._page(sa.and_(*conditions), offset, limit)
 
     async def all_of(self, owner_id: UUID) -> Sequence[Snippet]:
@@ -200,10 +196,13 @@ class SqlSnippetRepository(_Repository):
             named, snippets.c.owner_id == owner_id, snippets.c.deleted_at >= since
         )
 
-    async def undelete(self, snippet_id: UUID) -> None:
-        await self._execute(
-            sa.update(snippets).where(snippets.c.id == snippet_id).values(deleted_at=None)
+    async def undelete(self, snippet_id: UUID) -> bool:
+        result = await self._execute(
+            sa.update(snippets)
+            .where(snippets.c.id == snippet_id, snippets.c.deleted_at.is_not(None))
+            .values(deleted_at=None)
         )
+        return result.rowcount == 1
 
     async def purge_deleted(self, before: datetime) -> int:
         result = await self._execute(
@@ -277,6 +276,15 @@ class SqlSnippetRepository(_Repository):
 
 _LIVE = snippets.c.deleted_at.is_(None)
 """A deleted snippet waits for an undo, hidden from every read but `get_deleted`."""
+
+
+def _title_or_code(text: str) -> sa.ColumnElement[bool]:
+    # lower(column) LIKE lower(pattern): the shape the trigram indexes (0002) serve.
+    pattern = sa.func.lower(f"%{escape_like(text)}%")
+    return sa.or_(
+        sa.func.lower(snippets.c.title).like(pattern, escape=LIKE_ESCAPE),
+        sa.func.lower(snippets.c.code).like(pattern, escape=LIKE_ESCAPE),
+    )
 
 
 def _tagged(tag: str) -> sa.ColumnElement[bool]:

@@ -18,16 +18,16 @@ from bot.context import BotContext, logged_in, reply, replying
 from bot.handlers.parsing import command_text
 from bot.render import shared_message, snippet_header, snippet_message, tags_text
 from core.archive import MAX_ARCHIVE_BYTES
-from core.entities import User
+from core.entities import Snippet, User
 from core.errors import NotFound, ValidationError
 from core.organise import Version
-from core.snippets import parse_ref
+from core.snippets import MAX_REF, parse_ref
 from core.text import file_name
 
-HISTORY_SHOWN = 10
-"""/history lists the newest versions; older ones stay kept and restorable by the API."""
-_CALLBACK = re.compile(r"(undo|ver|restore|unshare):([0-9a-f]{32})(?::(\d{1,4}))?")
-CALLBACK_PATTERN = r"^(undo|ver|restore|unshare):"
+HISTORY_PAGE = 8
+"""Versions per /history page; the buttons page through all that are kept."""
+_CALLBACK = re.compile(r"(undo|ver|restore|unshare|hist):([0-9a-f]{32})(?::(\d{1,10}))?")
+CALLBACK_PATTERN = r"^(undo|ver|restore|unshare|hist):"
 ARCHIVE_TYPES = frozenset({"application/zip", "application/x-zip-compressed"})
 
 
@@ -79,13 +79,23 @@ async def history(update: Update, context: BotContext, user: User) -> None:
     if not words:
         raise ValidationError("Which snippet? e.g. /history 3")
     snippet, versions = await context.services.organise.history(user, parse_ref(words[0]))
-    shown = versions[-HISTORY_SHOWN:]
-    lines = [f"Versions of {snippet_header(snippet)}:", ""]
-    lines += [_version_line(version) for version in reversed(shown)]
-    if len(versions) > len(shown):
-        lines.append(f"… and {len(versions) - len(shown)} older.")
+    text, keyboard = _history_page(snippet, versions, 0)
+    await reply(update, text, reply_markup=keyboard)
+
+
+def _history_page(
+    snippet: Snippet, versions: list[Version], offset: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """Newest first, `HISTORY_PAGE` at a time, each kept one with view and restore buttons."""
+    newest_first = list(reversed(versions))
+    offset = max(0, min(offset, len(newest_first) - 1))
+    shown = newest_first[offset : offset + HISTORY_PAGE]
+    heading = f"Versions of {snippet_header(snippet)}"
+    if len(versions) > HISTORY_PAGE:
+        heading += f" ({offset + 1}–{offset + len(shown)} of {len(versions)})"
+    lines = [heading + ":", ""] + [_version_line(version) for version in shown]
     rows = []
-    for version in reversed(shown):
+    for version in shown:
         if version.is_current:
             continue
         data = f"{snippet.id.hex}:{version.number}"
@@ -97,7 +107,16 @@ async def history(update: Update, context: BotContext, user: User) -> None:
                 ),
             ]
         )
-    await reply(update, "\n".join(lines), reply_markup=InlineKeyboardMarkup(rows) if rows else None)
+    nav = []
+    if offset > 0:
+        newer = max(0, offset - HISTORY_PAGE)
+        nav.append(InlineKeyboardButton("◀ Newer", callback_data=f"hist:{snippet.id.hex}:{newer}"))
+    if offset + HISTORY_PAGE < len(newest_first):
+        older = offset + HISTORY_PAGE
+        nav.append(InlineKeyboardButton("Older ▶", callback_data=f"hist:{snippet.id.hex}:{older}"))
+    if nav:
+        rows.append(nav)
+    return "\n".join(lines), InlineKeyboardMarkup(rows) if rows else None
 
 
 def _version_line(version: Version) -> str:
@@ -256,6 +275,9 @@ async def button(update: Update, context: BotContext, user: User) -> None:
         await query.answer("This button is no longer valid.")
         return
     action, target, number = match.group(1), UUID(hex=match.group(2)), int(match.group(3) or 0)
+    if number > MAX_REF:  # past the column's range: a forged button
+        await query.answer("This button is no longer valid.")
+        return
     organise = context.services.organise
     try:
         if action == "undo":
@@ -263,6 +285,15 @@ async def button(update: Update, context: BotContext, user: User) -> None:
             await query.answer("Restored.")
             await _without_buttons(update)
             await reply(update, f"↩️ Restored {snippet_header(snippet)}. /get {snippet.ref}")
+        elif action == "hist":
+            snippet, versions = await organise.history(user, target)
+            await query.answer()
+            text, keyboard = _history_page(snippet, versions, number)
+            if query.message is not None:
+                with contextlib.suppress(BadRequest):  # a double tap: the page is shown
+                    await query.edit_message_text(
+                        text, parse_mode=ParseMode.HTML, reply_markup=keyboard
+                    )
         elif action == "ver":
             snippet, version = await organise.version(user, target, number)
             await query.answer()

@@ -74,8 +74,26 @@ async def test_at_most_fifty_versions_the_oldest_dropped(harness: BotHarness) ->
     assert len(versions) == 50
     assert versions[-1].is_current and versions[-1].code == "n = 59"
     assert versions[0].code == "n = 10"  # 0 … 9 dropped
-    history = await harness.say(1, "/history 1")
-    assert "… and 40 older." in history
+    history = await command(harness, 1, "/history 1")
+    assert history.text.startswith("Versions of Counter · #1 · Text (1–8 of 50):")
+    assert "v60 (current)" in history.text and "v53 ·" in history.text  # numbers go on
+    assert history.button_texts[-1] == "Older ▶"
+
+    assert await harness.press(1, history.message_id, "Older ▶") == []  # the message changes
+    older = harness.tg.last_message(1)
+    assert older is not None and older.message_id == history.message_id
+    assert older.text.startswith("Versions of Counter · #1 · Text (9–16 of 50):")
+    assert "v52 ·" in older.text and "👁 v52" in older.button_texts
+    assert older.button_texts[-2:] == ["◀ Newer", "Older ▶"]
+    for _ in range(5):
+        last = harness.tg.last_message(1)
+        assert last is not None
+        if "Older ▶" not in last.button_texts:
+            break
+        await harness.press(1, history.message_id, "Older ▶")
+    oldest_page = harness.tg.last_message(1)
+    assert oldest_page is not None and "(49–50 of 50)" in oldest_page.text
+    assert f"👁 v{versions[0].number}" in oldest_page.button_texts
     oldest_number = versions[0].number
     old_number = oldest_number - 1
     gone = await press_data(harness, 1, 1, f"restore:{snippet.id.hex}:{old_number}")

@@ -271,6 +271,7 @@ async def test_bob_cannot_reach_alices_snippets_by_the_organise_commands(scene: 
             f"undo:{ids[ref]}",
             f"ver:{ids[ref]}:1",
             f"restore:{ids[ref]}:1",
+            f"hist:{ids[ref]}:0",
         ):
             answers = await scene.bob_presses(data)
             assert answers and not any("Alice" in text for text in answers), (data, answers)
@@ -295,3 +296,16 @@ async def test_bob_cannot_reach_alices_snippets_by_the_organise_commands(scene: 
         (lid,)
         for (lid,) in await query_rows(bot, "SELECT id FROM share_links WHERE revoked_at IS NULL")
     ] == [(link_id,)]
+
+
+async def test_forged_version_buttons_past_the_column_range_are_refused(scene: Scene) -> None:
+    [(own,)] = await query_rows(
+        scene.bot,
+        "SELECT s.id FROM snippets s JOIN users u ON u.id = s.owner_id WHERE u.email = :email",
+        email=BOB_EMAIL,
+    )
+    mine = str(own).replace("-", "")
+    for data in (f"ver:{mine}:9999999999", f"restore:{mine}:4294967297", "undo:zz"):
+        answers = await scene.bob_presses(data)
+        assert answers and not any("Sorry" in text for text in answers), (data, answers)
+    assert apologies(scene.bot) == []

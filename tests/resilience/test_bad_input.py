@@ -92,7 +92,8 @@ class Ctx:
         rows = await query_rows(
             self.bot,
             "SELECT s.title, s.code FROM snippets s JOIN users u ON u.id = s.owner_id "
-            "WHERE s.ref = :ref AND u.email = :email",
+            # A deleted snippet waits for an undo, hidden: to its owner it is gone.
+            "WHERE s.ref = :ref AND u.email = :email AND s.deleted_at IS NULL",
             ref=ref,
             email=EMAIL if chat == CHAT else OTHER_EMAIL,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -9,7 +10,10 @@ from datetime import timedelta
 from storage_builders import T0, new_snippet
 
 from core.entities import Revision, ShareLink, Snippet, User
+from core.organise import OrganiseService
 from core.ports import UnitOfWorkFactory
+from core.snippets import SnippetService
+from storage.cache import MemorySnippetCache
 
 SaveUser = Callable[..., Awaitable[User]]
 
@@ -68,7 +72,8 @@ async def test_a_soft_deleted_snippet_is_hidden_until_undeleted_or_purged(
         assert await uow.snippets.get_deleted(owner.id, snippet.id, T0 + timedelta(1)) is None
         found = await uow.snippets.get_deleted(owner.id, snippet.id, T0)
         assert found is not None and found.tags == ("kept",)
-        await uow.snippets.undelete(snippet.id)
+        assert await uow.snippets.undelete(snippet.id) is True
+        assert await uow.snippets.undelete(snippet.id) is False  # live already
         await uow.commit()
 
     async with uow_factory() as uow:
@@ -76,6 +81,7 @@ async def test_a_soft_deleted_snippet_is_hidden_until_undeleted_or_purged(
         await uow.snippets.soft_delete(snippet.id, T0)
         assert await uow.snippets.purge_deleted(T0) == 0
         assert await uow.snippets.purge_deleted(T0 + timedelta(seconds=1)) == 1
+        assert await uow.snippets.undelete(snippet.id) is False  # the purge came first
         await uow.commit()
         assert await uow.snippets.get_deleted(owner.id, snippet.id, T0) is None
 
@@ -143,3 +149,35 @@ async def test_a_share_of_a_deleted_snippet_does_not_open(
         await uow.commit()
         assert await uow.shares.open("c" * 64, T0) is None
         assert await uow.shares.live(owner.id, T0) == []
+
+
+async def test_concurrent_edits_of_one_snippet_each_keep_a_version(
+    uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    owner = await saved_user()
+    service = SnippetService(uow_factory, MemorySnippetCache(60), lambda: T0, 10_000)
+    await service.create(owner, "Race", "v = 0")
+
+    await asyncio.gather(*(service.edit(owner, 1, f"v = {n}") for n in range(1, 6)))
+
+    async with uow_factory() as uow:
+        snippet = await uow.snippets.get_by_ref(owner.id, 1)
+        assert snippet is not None
+        kept = await uow.revisions.list(snippet.id)
+    assert [revision.number for revision in kept] == [1, 2, 3, 4, 5]
+
+
+async def test_concurrent_tag_changes_of_one_snippet_do_not_fail(
+    uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    owner = await saved_user()
+    cache = MemorySnippetCache(60)
+    service = SnippetService(uow_factory, cache, lambda: T0, 10_000)
+    organise = OrganiseService(uow_factory, cache, lambda: T0)
+    await service.create(owner, "Race", "v = 0")
+
+    await asyncio.gather(*(organise.tag(owner, 1, ["python", f"t{n}"]) for n in range(5)))
+
+    async with uow_factory() as uow:
+        snippet = await uow.snippets.get_by_ref(owner.id, 1)
+    assert snippet is not None and "python" in snippet.tags

@@ -385,7 +385,14 @@ class FakeSnippetRepository(_Repository):
     async def search(
         self, owner_id: UUID, text: str, offset: int, limit: int
     ) -> Page[SnippetSummary]:
-        return await self.filter(owner_id, None, text, offset, limit)
+        needle = text.casefold()
+        found = [
+            s
+            for s in self._live()
+            if s.owner_id == owner_id
+            and (needle in s.title.casefold() or needle in s.code.casefold())
+        ]
+        return _page(found, offset, limit)
 
     async def filter(
         self, owner_id: UUID, tag: str | None, text: str | None, offset: int, limit: int
@@ -458,8 +465,8 @@ class FakeSnippetRepository(_Repository):
             return None
         return replace(snippet, tags=tables.tags.get(snippet_id, ()))
 
-    async def undelete(self, snippet_id: UUID) -> None:
-        self._uow.change(lambda tables: tables.deleted.pop(snippet_id, None))
+    async def undelete(self, snippet_id: UUID) -> bool:
+        return self._uow.change(lambda tables: tables.deleted.pop(snippet_id, None)) is not None
 
     async def purge_deleted(self, before: datetime) -> int:
         def purge(tables: Tables) -> int:

@@ -8,6 +8,8 @@ and a reader that missed before a write cannot store what it read afterwards (se
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from uuid import UUID
 
@@ -111,7 +113,9 @@ class SnippetService:
 
         `snippet_id`, where given (a button made for one snippet), is what is looked up, so an
         old button never acts on what its ref means for whoever is logged in now."""
-        key = snippet_id or key
+        if snippet_id is not None:
+            with _shown_as(key):
+                return await self.get(owner, snippet_id)
         read = await self._read(owner, key)
         cached = _cached(read, owner, key)
         async with self._uow() as uow:
@@ -129,7 +133,9 @@ class SnippetService:
         self, owner: User, key: SnippetKey, *, snippet_id: UUID | None = None
     ) -> Snippet:
         """The snippet without emailing it (for previews and confirmations)."""
-        key = snippet_id or key
+        if snippet_id is not None:
+            with _shown_as(key):
+                return await self.view(owner, snippet_id)
         read = await self._read(owner, key)
         snippet = _cached(read, owner, key)
         if snippet is not None:
@@ -178,7 +184,10 @@ class SnippetService:
         snippet_id: UUID | None = None,
     ) -> Snippet:
         """Replaces the code; the language stays unless a fence names a new one."""
-        return await self.update(owner, snippet_id or key, code=code, language=language_hint)
+        if snippet_id is not None:
+            with _shown_as(key):
+                return await self.update(owner, snippet_id, code=code, language=language_hint)
+        return await self.update(owner, key, code=code, language=language_hint)
 
     async def rename(self, owner: User, key: SnippetKey, title: str) -> Snippet:
         return await self.update(owner, key, title=title)
@@ -225,7 +234,9 @@ class SnippetService:
     async def delete(
         self, owner: User, key: SnippetKey, *, snippet_id: UUID | None = None
     ) -> Saved:
-        key = snippet_id or key
+        if snippet_id is not None:
+            with _shown_as(key):
+                return await self.delete(owner, snippet_id)
         async with self._uow() as uow:
             snippet = await self._load(uow, owner, key)
             # Hidden, not gone: an undo brings it back for a while (`core.organise`), and
@@ -255,6 +266,15 @@ class SnippetService:
             return False
         await uow.outbox.add(email)
         return True
+
+
+@contextmanager
+def _shown_as(key: SnippetKey) -> Iterator[None]:
+    """A snippet looked up by its id (a button's) is missing under the name its owner knows."""
+    try:
+        yield
+    except NotFound:
+        raise NotFound(key) from None
 
 
 def _cached(read: CacheRead[Snippet], owner: User, key: SnippetKey) -> Snippet | None:

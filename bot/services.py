@@ -19,7 +19,8 @@ from core.flows import FlowService
 from core.security import PasswordHasher, SessionTokens
 from core.settings import Settings
 from core.snippets import SnippetService
-from mail.render import EmailRenderer
+from core.text import LanguageGuesser
+from mail.render import CodeHighlighter, EmailRenderer
 from mail.transport import create_transport
 from mail.worker import OutboxWorker
 from storage.cache import ManagedSnippetCache, create_snippet_cache
@@ -56,6 +57,7 @@ class Services:
     snippets: SnippetService
     flows: FlowService
     worker: OutboxWorker
+    language_guesser: LanguageGuesser
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _worker_task: asyncio.Task[None] | None = None
 
@@ -66,16 +68,21 @@ class Services:
         tokens = SessionTokens(jwt_secret(settings), timedelta(seconds=settings.jwt_ttl_seconds))
         uow = database.uow_factory()
         accounts = AccountService(uow, hasher or PasswordHasher(), tokens, utc_now, "")
-        snippets = SnippetService(uow, cache, utc_now, settings.max_snippet_bytes)
+        # Pygments' guess and highlighting run in child processes with deadlines, started on
+        # first use: one user's content must not stall the others (issue 9).
+        language_guesser = LanguageGuesser()
+        snippets = SnippetService(
+            uow, cache, utc_now, settings.max_snippet_bytes, guess_language=language_guesser
+        )
         worker = OutboxWorker(
             database.outbox_queue(),
             create_transport(settings),
-            EmailRenderer(),
+            EmailRenderer(CodeHighlighter()),
             settings.smtp_from,
             utc_now,
         )
         flows = FlowService(uow, utc_now)
-        return cls(settings, database, cache, accounts, snippets, flows, worker)
+        return cls(settings, database, cache, accounts, snippets, flows, worker, language_guesser)
 
     def set_bot_username(self, username: str) -> None:
         """Verification links point at the bot: `https://t.me/<username>?start=<payload>`."""
@@ -94,5 +101,7 @@ class Services:
 
     async def close(self) -> None:
         await self.stop_worker()
+        await self.worker.close()
+        await self.language_guesser.close()
         await self.cache.close()
         await self.database.dispose()

@@ -8,6 +8,7 @@ and a reader that missed before a write cannot store what it read afterwards (se
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from core.entities import Page, Snippet, SnippetSummary, User
@@ -22,10 +23,24 @@ from core.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from core.text import check_code, clean_title, decode_file, detect_language
+from core.text import (
+    PLAIN_TEXT,
+    check_code,
+    clean_title,
+    decode_file,
+    detect_language_quickly,
+    guess_sample,
+)
 
 MAX_REF = 2**31 - 1
 MAX_SEARCH_CHARS = 200
+
+GuessLanguage = Callable[[str], Awaitable[str]]
+"""Pygments' guess for a sample of code, bounded in time (`core.text.LanguageGuesser`)."""
+
+
+async def _no_guess(sample: str) -> str:
+    return PLAIN_TEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +73,13 @@ class SnippetService:
         cache: SnippetCache,
         clock: Clock,
         max_snippet_bytes: int,
+        guess_language: GuessLanguage = _no_guess,
     ) -> None:
         self._uow = uow
         self._cache = cache
         self._now = clock
         self.max_snippet_bytes = max_snippet_bytes
+        self._guess_language = guess_language
 
     async def create(
         self,
@@ -75,7 +92,7 @@ class SnippetService:
     ) -> Saved:
         title = clean_title(title)
         code = check_code(code, self.max_snippet_bytes)
-        language = detect_language(code, hint=language_hint, filename=filename)
+        language = await self._detect_language(code, hint=language_hint, filename=filename)
         now = self._now()
         async with self._uow() as uow:
             snippet = Snippet(
@@ -157,11 +174,11 @@ class SnippetService:
     ) -> Snippet:
         """Replaces the code; the language stays unless a fence names a new one."""
         code = check_code(code, self.max_snippet_bytes)
+        # Detected before the transaction: a guess may take its deadline.
+        language = await self._detect_language(code, hint=language_hint) if language_hint else None
         async with self._uow() as uow:
             snippet = await self._load(uow, owner, ref)
-            language = (
-                detect_language(code, hint=language_hint) if language_hint else snippet.language
-            )
+            language = language or snippet.language
             snippet = replace(snippet, code=code, language=language, updated_at=self._now())
             await uow.snippets.update(snippet)
             await uow.commit()
@@ -186,6 +203,14 @@ class SnippetService:
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
         return Saved(snippet, emailed)
+
+    async def _detect_language(
+        self, code: str, *, hint: str | None = None, filename: str | None = None
+    ) -> str:
+        """Never blocks the event loop: what is left after the hint, the file name and the
+        telling lines is guessed by Pygments elsewhere, within a deadline."""
+        quick = detect_language_quickly(code, hint=hint, filename=filename)
+        return quick if quick is not None else await self._guess_language(guess_sample(code))
 
     async def _fill(
         self, owner: User, ref: int, snippet: Snippet, read: CacheRead[Snippet] | None

@@ -138,6 +138,10 @@ class OutboxWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), idle_sleep)
 
+    async def close(self) -> None:
+        """Stops the renderer's highlighting process; call it once `run` has returned."""
+        await self._renderer.close()
+
     async def _handle(self, item: OutboxItem, connection: MailConnection) -> bool:
         """Sends one email; True once the server took it. Failures are recorded here."""
         if item.attempts > self._max_attempts:
@@ -145,11 +149,15 @@ class OutboxWorker:
             await self._fail(item, f"gave up after {item.attempts - 1} attempts")
             return False
         try:
+            # In a child process with a deadline: other emails of the batch go on meanwhile.
+            highlighted = await self._renderer.highlight(item.email)
             if self._renderer.is_slow(item.email):
-                # Highlighting a large snippet takes a while: keep it off the event loop.
-                message = await asyncio.to_thread(self._renderer.render, item.email, self._sender)
+                # Encoding a large snippet's parts takes a while: keep it off the event loop.
+                message = await asyncio.to_thread(
+                    self._renderer.render, item.email, self._sender, highlighted=highlighted
+                )
             else:
-                message = self._renderer.render(item.email, self._sender)
+                message = self._renderer.render(item.email, self._sender, highlighted=highlighted)
         except Exception as error:
             await self._fail(item, f"cannot render: {_describe(error)}")
             return False

@@ -10,9 +10,10 @@ Children are started on first use and stopped by `close()`. Each is a fresh inte
 `spawn` would run the parent's main script again in the child.
 
 A call waits at most `deadline` for a free child, and at most `deadline` for the answer; either
-way it then raises `DeadlineExceeded` and the caller falls back to something cheap. Only waiting
-for a child to start (once, and after a kill) is not counted: a fresh child imports its modules
-first, which takes a while on a busy machine.
+way it then raises `DeadlineExceeded` and the caller falls back to something cheap. Only the first
+start of a child is waited for longer (`STARTUP_TIMEOUT_SECONDS`): a fresh child imports its
+modules first, which takes a while on a busy machine. A child killed for overrunning is replaced
+at once, and the next call waits for the replacement only within its deadline.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class _Child:
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: Connection | None = None
         self._ready = False
+        self._replaced = False
 
     def _start(self) -> None:
         parent_end, child_end = socket.socketpair()
@@ -148,8 +150,15 @@ class _Child:
             self._start()
         assert self._connection is not None
         if not self._ready:
+            # The first start may take its time; a replacement (after a kill) is waited for
+            # only within the deadline, and goes on starting for the next call if it is late.
+            startup = deadline if self._replaced else STARTUP_TIMEOUT_SECONDS
             try:
-                await self._answer(STARTUP_TIMEOUT_SECONDS)  # the child says it is ready
+                await self._answer(startup)  # the child says it is ready
+            except DeadlineExceeded:
+                if not self._replaced:
+                    self.stop()
+                raise
             except BaseException:
                 self.stop()
                 raise
@@ -168,6 +177,7 @@ class _Child:
             )
             self.stop()
             self._start()  # the replacement imports its modules while nobody waits for it
+            self._replaced = True
             raise
         except BaseException:
             self.stop()  # cancelled or broken: its late answer must not reach the next call

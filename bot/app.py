@@ -87,8 +87,11 @@ def add_handlers(application: BotApplication) -> None:
         # message into `/delete 3` must not delete anything).
         application.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
     application.add_handler(CallbackQueryHandler(snippets.button))
+    # Private chats only: in a group every member's file would get a refusal (a spam vector).
     application.add_handler(
-        MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, snippets.save_document)
+        MessageHandler(
+            filters.Document.ALL & filters.UpdateType.MESSAGE & private, snippets.save_document
+        )
     )
     application.add_handler(
         MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private, snippets.text_message)

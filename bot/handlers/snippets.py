@@ -31,6 +31,7 @@ from core.text import file_name, unwrap_fence
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Bots cannot download files larger than this from Telegram's cloud Bot API."""
+_BOT_USERNAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 _CALLBACK = re.compile(r"(open|del|delok|list|keep)(?::(\d{1,10}))?")
 
 
@@ -281,7 +282,11 @@ async def text_message(update: Update, context: BotContext) -> None:
     text = message.text or ""
     if text.startswith("/"):
         addressee = text.split(maxsplit=1)[0].partition("@")[2]
-        if addressee and addressee.lower() != (context.bot.username or "").lower():
+        # Only a possible bot username is repeated: the reply must fit in one message.
+        if (
+            _BOT_USERNAME.fullmatch(addressee)
+            and addressee.lower() != (context.bot.username or "").lower()
+        ):
             await reply(
                 update,
                 f"That command is for @{escape(addressee)}, not for me. /help lists mine.",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from core.accounts import AccountService
 from core.flows import FlowService
+from core.private_files import make_private_directory
 from core.security import PasswordHasher, SessionTokens
 from core.settings import Settings
 from core.snippets import SnippetService
@@ -40,7 +41,7 @@ def jwt_secret(settings: Settings) -> str:
         return settings.jwt_secret.get_secret_value()
     path = settings.jwt_secret_file
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_directory(path.parent)
         with contextlib.suppress(FileExistsError):
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as file:

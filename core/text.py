@@ -213,7 +213,7 @@ _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"delete from |alter table )",
         ),
         ("HTML", r"(?i)^[ \t]*(<!doctype html|<html|<div\b|<body\b)"),
-        ("CSS", r"^[ \t]*[.#]?[\w-]+[ \t]*\{[ \t]*$|^[ \t]*[\w-]+:[ \t]*[^;\n]+;[ \t]*$"),
+        ("CSS", r"^[ \t]*[.#]?[\w-]+[ \t]*\{[ \t]*$|^[ \t]*[\w-]+:[ \t]*[^;\n \t][^;\n]*;[ \t]*$"),
         ("YAML", r"^---$|^\w[\w-]*:[ \t]*$|^[ \t]*- \w+:"),
         ("JSON", r"\A\s*[\[{]\s*\""),
     )

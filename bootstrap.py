@@ -21,10 +21,12 @@ from core.flows import FlowService
 from core.notifications import VerificationLinks, VerifyLinks
 from core.organise import OrganiseService
 from core.ports import Clock, utc_now
+from core.private_files import make_private_directory
 from core.security import PasswordHasher, SessionTokens
 from core.settings import Settings
 from core.snippets import SnippetService
-from mail.render import EmailRenderer
+from core.text import LanguageGuesser
+from mail.render import CodeHighlighter, EmailRenderer
 from mail.transport import MailTransport, create_transport
 from mail.worker import OutboxWorker
 from storage.cache import ManagedSnippetCache, create_snippet_cache
@@ -57,7 +59,7 @@ def jwt_secret(settings: Settings) -> str:
         return settings.jwt_secret.get_secret_value()
     path = settings.jwt_secret_file
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_directory(path.parent)
         with contextlib.suppress(FileExistsError):
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as file:
@@ -79,6 +81,7 @@ class Services:
     verify_links: VerifyLinks
     organise: OrganiseService
     archive: ArchiveService
+    language_guesser: LanguageGuesser
     clock: Clock = utc_now
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _worker_task: asyncio.Task[None] | None = None
@@ -129,6 +132,8 @@ class Services:
     async def close(self) -> None:
         await self.stop_purge()
         await self.stop_worker()
+        await self.worker.close()
+        await self.language_guesser.close()
         await self.cache.close()
         await self.database.dispose()
 
@@ -154,11 +159,16 @@ async def bootstrap(
     tokens = SessionTokens(jwt_secret(settings), timedelta(seconds=settings.jwt_ttl_seconds))
     uow = database.uow_factory()
     accounts = AccountService(uow, hasher or PasswordHasher(), tokens, clock, links)
-    snippets = SnippetService(uow, cache, clock, settings.max_snippet_bytes)
+    # Pygments' guess and highlighting run in child processes with deadlines, started on
+    # first use: one user's content must not stall the others.
+    language_guesser = LanguageGuesser()
+    snippets = SnippetService(
+        uow, cache, clock, settings.max_snippet_bytes, guess_language=language_guesser
+    )
     worker = OutboxWorker(
         database.outbox_queue(),
         mail_transport or create_transport(settings),
-        EmailRenderer(),
+        EmailRenderer(CodeHighlighter()),
         settings.smtp_from,
         clock,
     )
@@ -174,5 +184,6 @@ async def bootstrap(
         links,
         OrganiseService(uow, cache, clock),
         ArchiveService(uow, cache, clock, settings.max_snippet_bytes),
+        language_guesser,
         clock=clock,
     )

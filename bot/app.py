@@ -123,8 +123,11 @@ def add_handlers(application: BotApplication) -> None:
     )
     application.add_handler(CallbackQueryHandler(accounts.resend_verification, pattern=r"^resend:"))
     application.add_handler(CallbackQueryHandler(snippets.button))
+    # Private chats only: in a group every member's file would get a refusal (a spam vector).
     application.add_handler(
-        MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, snippets.save_document)
+        MessageHandler(
+            filters.Document.ALL & filters.UpdateType.MESSAGE & private, snippets.save_document
+        )
     )
     application.add_handler(
         MessageHandler(filters.TEXT & filters.UpdateType.MESSAGE & private, flows.text_message)

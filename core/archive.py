@@ -26,7 +26,14 @@ from core.entities import Revision, Snippet, User
 from core.errors import ValidationError
 from core.organise import MAX_VERSIONS, clean_tags
 from core.ports import Clock, SnippetCache, UnitOfWorkFactory
-from core.text import check_code, clean_title, decode_file, detect_language, file_name
+from core.text import (
+    PLAIN_TEXT,
+    check_code,
+    clean_title,
+    decode_file,
+    detect_language_quickly,
+    file_name,
+)
 
 MANIFEST = "snippets.json"
 FORMAT = "snippetvault"
@@ -194,7 +201,7 @@ def read_import(data: bytes, max_snippet_bytes: int) -> list[ImportItem]:
         base = name.rsplit("/", 1)[-1]
         try:
             code = decode_file(content, max_snippet_bytes)
-            items.append(ImportItem(clean_title(base), code, detect_language(code, filename=base)))
+            items.append(ImportItem(clean_title(base), code, _language(code, filename=base)))
         except ValidationError as error:
             raise ArchiveRefused(f"{base[:80]}: {error} Nothing was imported.") from None
     return items
@@ -315,7 +322,7 @@ def _item(record: Any, index: int, max_snippet_bytes: int) -> ImportItem:
             raise ValidationError("not an object.")
         title = clean_title(_text(record, "title"))
         code = check_code(_text(record, "code"), max_snippet_bytes)
-        language = detect_language(code, hint=_text(record, "language", ""))
+        language = _language(code, hint=_text(record, "language", ""))
         tags_raw = record.get("tags", [])
         if not isinstance(tags_raw, list) or not all(isinstance(t, str) for t in tags_raw):
             raise ValidationError("tags must be a list of words.")
@@ -352,7 +359,7 @@ def _revision(raw: Any, max_snippet_bytes: int) -> Revision:
         number=number,
         title=clean_title(_text(raw, "title")),
         code=code,
-        language=detect_language(code, hint=_text(raw, "language", "")),
+        language=_language(code, hint=_text(raw, "language", "")),
         created_at=created.astimezone(UTC),
     )
 
@@ -362,3 +369,9 @@ def _text(record: dict[str, Any], key: str, default: str | None = None) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{key} must be text.")
     return value
+
+
+def _language(code: str, *, hint: str | None = None, filename: str | None = None) -> str:
+    """The hint, the file name or telling lines; never Pygments' guess, which is slow on some
+    inputs and an archive may hold hundreds of files (`Text` when nothing tells)."""
+    return detect_language_quickly(code, hint=hint, filename=filename) or PLAIN_TEXT

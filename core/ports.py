@@ -274,7 +274,12 @@ class OutboxQueue(Protocol):
         """Back to pending, due at `at`."""
 
     async def mark_failed(self, email_id: UUID, error: str) -> None:
-        """Parked for good (a 5xx answer, or too many attempts); shown by `snippetvault check`."""
+        """Parked for good (a 5xx answer, or too many attempts); shown by `snippetvault check`.
+
+        Like `mark_sent`, drops the email's context: its codes and links are kept no longer."""
+
+    async def purge_finished(self, before: datetime) -> int:
+        """Deletes the sent and failed emails created before `before`; returns how many."""
 
     async def counts(self) -> dict[str, int]:
         """Number of emails per status, for `check` and the bench."""

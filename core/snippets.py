@@ -8,7 +8,7 @@ and a reader that missed before a write cannot store what it read afterwards (se
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from uuid import UUID
@@ -26,12 +26,26 @@ from core.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from core.text import check_code, clean_title, decode_file, detect_language
+from core.text import (
+    PLAIN_TEXT,
+    check_code,
+    clean_title,
+    decode_file,
+    detect_language_quickly,
+    guess_sample,
+)
 
 MAX_REF = 2**31 - 1
 SnippetKey = int | UUID
 """How an owner names a snippet: its short ref (`3`, what people type), or its id (the API)."""
 MAX_SEARCH_CHARS = 200
+
+GuessLanguage = Callable[[str], Awaitable[str]]
+"""Pygments' guess for a sample of code, bounded in time (`core.text.LanguageGuesser`)."""
+
+
+async def _no_guess(sample: str) -> str:
+    return PLAIN_TEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +76,13 @@ class SnippetService:
         cache: SnippetCache,
         clock: Clock,
         max_snippet_bytes: int,
+        guess_language: GuessLanguage = _no_guess,
     ) -> None:
         self._uow = uow
         self._cache = cache
         self._now = clock
         self.max_snippet_bytes = max_snippet_bytes
+        self._guess_language = guess_language
 
     async def create(
         self,
@@ -80,7 +96,7 @@ class SnippetService:
         title, tags = split_title_tags(title)
         title = clean_title(title)
         code = check_code(code, self.max_snippet_bytes)
-        language = detect_language(code, hint=language_hint, filename=filename)
+        language = await self._detect_language(code, hint=language_hint, filename=filename)
         now = self._now()
         async with self._uow() as uow:
             snippet = Snippet(
@@ -205,6 +221,12 @@ class SnippetService:
         names nothing known is detected from the code instead."""
         title = clean_title(title) if title is not None else None
         code = check_code(code, self.max_snippet_bytes) if code is not None else None
+        # Detected before the transaction: a guess may take its deadline.
+        detected = (
+            await self._detect_language(code, hint=language)
+            if code is not None and language is not None
+            else None
+        )
         async with self._uow() as uow:
             before = await self._load(uow, owner, key)
             new_code = before.code if code is None else code
@@ -214,7 +236,9 @@ class SnippetService:
                 code=new_code,
                 language=before.language
                 if language is None
-                else detect_language(new_code, hint=language),
+                else detected
+                or detect_language_quickly(new_code, hint=language)
+                or before.language,
                 updated_at=self._now(),
             )
             if (snippet.title, snippet.code, snippet.language) == (
@@ -247,6 +271,14 @@ class SnippetService:
             await uow.commit()
         await self._cache.forget_snippet(owner.id, snippet.id)
         return Saved(snippet, emailed)
+
+    async def _detect_language(
+        self, code: str, *, hint: str | None = None, filename: str | None = None
+    ) -> str:
+        """Never blocks the event loop: what is left after the hint, the file name and the
+        telling lines is guessed by Pygments elsewhere, within a deadline."""
+        quick = detect_language_quickly(code, hint=hint, filename=filename)
+        return quick if quick is not None else await self._guess_language(guess_sample(code))
 
     async def _read(self, owner: User, key: SnippetKey) -> CacheRead[Snippet]:
         if isinstance(key, UUID):

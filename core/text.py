@@ -19,11 +19,19 @@ from pygments.lexers import (
 from pygments.util import ClassNotFound
 
 from core.errors import BadTitle, NoCode, NotText, SnippetTooLarge, ValidationError
+from core.sandbox import Sandbox, SandboxError
 
 MAX_TITLE_CHARS = 200
 PLAIN_TEXT = "Text"
-GUESS_SAMPLE_CHARS = 8192
-"""Language guessing reads only the start: it is slow on big inputs and gains little."""
+SIGNS_SAMPLE_CHARS = 8192
+"""Content is matched against telling lines of common languages in this much of the start."""
+GUESS_SAMPLE_CHARS = 2048
+"""Pygments' guess reads only this much: some of its guessers take quadratic time (8 KB of
+newlines took 3.7 s), and more text gains little."""
+FILENAME_SAMPLE_CHARS = 1024
+"""When several lexers claim a file name (`.h`), Pygments weighs their guessers on this much."""
+GUESS_DEADLINE_SECONDS = 0.5
+"""Longest a save waits for Pygments' guess (run in a child process) before settling on Text."""
 _FENCE = re.compile(r"\A```[ \t]*([\w+#.-]*)[ \t]*\r?\n(.*?)\r?\n?```[ \t]*\Z", re.DOTALL)
 _BOMS = (
     (b"\xef\xbb\xbf", "utf-8-sig"),
@@ -117,56 +125,96 @@ def _looks_binary(text: str) -> bool:
 
 
 def detect_language(code: str, *, hint: str | None = None, filename: str | None = None) -> str:
-    """The canonical Pygments name (`Python`, `JavaScript`, …), or `Text`."""
+    """The canonical Pygments name (`Python`, `JavaScript`, …), or `Text`.
+
+    Runs Pygments' guess in this thread: call it where a stall does not matter (tests, a
+    child process); a server uses `detect_language_quickly` and a `LanguageGuesser`.
+    """
+    quick = detect_language_quickly(code, hint=hint, filename=filename)
+    return quick if quick is not None else guess_with_pygments(guess_sample(code))
+
+
+def detect_language_quickly(
+    code: str, *, hint: str | None = None, filename: str | None = None
+) -> str | None:
+    """The language from the hint, the file name or telling lines, in time linear in a capped
+    sample; None when only Pygments' guess (`guess_with_pygments`) is left to ask."""
     for find in (_by_hint, _by_filename):
         lexer = find(hint if find is _by_hint else filename, code)
         if lexer is not None:
             return _canonical(lexer.name)
-    return _guess(code[:GUESS_SAMPLE_CHARS])
+    return _by_signs(code[:SIGNS_SAMPLE_CHARS])
+
+
+def guess_sample(code: str) -> str:
+    """What Pygments' guess may read of `code`."""
+    return code[:GUESS_SAMPLE_CHARS]
+
+
+class LanguageGuesser:
+    """Pygments' guess in a child process with a deadline: `Text` when it overruns.
+
+    The process starts on the first guess; `close()` stops it.
+    """
+
+    def __init__(self, deadline: float = GUESS_DEADLINE_SECONDS) -> None:
+        self._sandbox = Sandbox(deadline=deadline, name="language guess", warm_up=_warm_up_guessing)
+
+    async def __call__(self, sample: str) -> str:
+        try:
+            return await self._sandbox.run(guess_with_pygments, sample[:GUESS_SAMPLE_CHARS])
+        except SandboxError:
+            return PLAIN_TEXT
+
+    async def close(self) -> None:
+        await self._sandbox.close()
 
 
 # Pygments' own guessing picks exotic lexers for everyday code (Python as "Tera Term macro"),
-# so content is matched against telling lines of common languages first.
+# so content is matched against telling lines of common languages first. Each pattern takes time
+# linear in its input: it is anchored to line starts (or to the start of the text) and, from a
+# line start, never runs past the line's end (`[ \t]`, not `\s`; one unbounded `.*` at most), so
+# no line is scanned again from every line before it.
 _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern, re.MULTILINE))
     for name, pattern in (
         (
             "Python",
-            r"^\s*(def \w+\(.*\)\s*(->.*)?:|class \w+(\(.*\))?:|from [\w.]+ import |"
+            r"^[ \t]*(def \w+\(.*:|class \w+(\(.*\))?:|from [\w.]+ import |"
             r"import \w+$|if __name__ == |elif .*:$|print\()",
         ),
         ("Go", r"^(package \w+$|func (\(\w+ \*?\w+\) )?\w+\(|import \($)"),
-        ("Rust", r"^\s*(fn \w+|pub (fn|struct|enum)|use \w+::|let mut |impl\b|#\[derive)"),
+        ("Rust", r"^[ \t]*(fn \w+|pub (fn|struct|enum)|use \w+::|let mut |impl\b|#\[derive)"),
         (
             "TypeScript",
             # Typed members (`name: string;`) also outvote CSS's `property: value;` lines.
-            r"^\s*(interface \w+ \{|type \w+ = |\w+\(.*: (string|number)\b|"
+            r"^[ \t]*(interface \w+ \{|type \w+ = |\w+\(.*: (string|number)\b|"
             r"(readonly )?\w+\??: (string|number|boolean)(\[\])?;)",
         ),
         (
             "JavaScript",
-            r"^\s*(const \w+ = |let \w+ = |function \w*\(|console\.log\(|"
+            r"^[ \t]*(const \w+ = |let \w+ = |function \w*\(|console\.log\(|"
             r"module\.exports|export (default|const|function))",
         ),
         (
             "Java",
-            r"^\s*(public (static |final )*(class|void|interface)|System\.out\.|"
+            r"^[ \t]*(public (static |final )*(class|void|interface)|System\.out\.|"
             r"import java\.)",
         ),
-        ("C#", r"^\s*(using System|namespace \w+|public (partial )?class \w+ *:?)"),
-        ("C++", r"^\s*(#include <(iostream|vector|string)>|std::|template ?<|using namespace)"),
-        ("C", r"^\s*(#include <\w+\.h>|int main\(|printf\()"),
-        ("Ruby", r"^\s*(def \w+[?!]?$|end$|puts |require ['\"])"),
+        ("C#", r"^[ \t]*(using System|namespace \w+|public (partial )?class \w+ *:?)"),
+        ("C++", r"^[ \t]*(#include <(iostream|vector|string)>|std::|template ?<|using namespace)"),
+        ("C", r"^[ \t]*(#include <\w+\.h>|int main\(|printf\()"),
+        ("Ruby", r"^[ \t]*(def \w+[?!]?$|end$|puts |require ['\"])"),
         ("PHP", r"<\?php"),
-        ("Bash", r"^(#!/.*\b(ba|z)?sh\b|\s*(echo|export|fi|done)\b|.*\$\{?\w+\}?)"),
+        ("Bash", r"^(#!/.*\b(ba|z)?sh\b|[ \t]*(echo|export|fi|done)\b|.*\$\{?\w+\}?)"),
         (
             "SQL",
-            r"(?i)^\s*(select\s+[\w*]|insert into |create table |update \w+ set |delete from |"
-            r"alter table )",
+            r"(?i)^[ \t]*(select[ \t]+[\w*]|insert into |create table |update \w+ set |"
+            r"delete from |alter table )",
         ),
-        ("HTML", r"(?i)^\s*(<!doctype html|<html|<div\b|<body\b)"),
-        ("CSS", r"^\s*[.#]?[\w-]+\s*\{\s*$|^\s*[\w-]+:\s*[^;]+;\s*$"),
-        ("YAML", r"^---$|^\w[\w-]*:\s*$|^\s*- \w+:"),
+        ("HTML", r"(?i)^[ \t]*(<!doctype html|<html|<div\b|<body\b)"),
+        ("CSS", r"^[ \t]*[.#]?[\w-]+[ \t]*\{[ \t]*$|^[ \t]*[\w-]+:[ \t]*[^;\n \t][^;\n]*;[ \t]*$"),
+        ("YAML", r"^---$|^\w[\w-]*:[ \t]*$|^[ \t]*- \w+:"),
         ("JSON", r"\A\s*[\[{]\s*\""),
     )
 )
@@ -175,18 +223,25 @@ _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 _PHP_OPEN_TAG = re.compile(r"<\?php\b")
 
 
-def _guess(code: str) -> str:
+def _by_signs(code: str) -> str | None:
     if _PHP_OPEN_TAG.search(code):
         return "PHP"  # decisive, though its `$variables` score as shell lines below
     scores = {name: len(sign.findall(code)) for name, sign in _SIGNS}
     best = max(scores, key=lambda name: scores[name])
-    if scores[best]:
-        return best
+    return best if scores[best] else None
+
+
+def guess_with_pygments(sample: str) -> str:
+    """Pygments' guess: slow on some inputs, so a server runs it through `LanguageGuesser`."""
     try:
-        lexer = guess_lexer(code)
+        lexer = guess_lexer(sample)
     except ClassNotFound:
         return PLAIN_TEXT
-    return _canonical(lexer.name) if lexer.analyse_text(code) >= 0.5 else PLAIN_TEXT
+    return _canonical(lexer.name) if lexer.analyse_text(sample) >= 0.5 else PLAIN_TEXT
+
+
+def _warm_up_guessing() -> None:
+    guess_lexer("x")  # imports every lexer module once, before the first deadline runs
 
 
 def _by_hint(hint: str | None, code: str) -> Lexer | None:
@@ -202,7 +257,7 @@ def _by_filename(filename: str | None, code: str) -> Lexer | None:
     if not filename:
         return None
     try:
-        return get_lexer_for_filename(PurePath(filename).name, code[:GUESS_SAMPLE_CHARS])
+        return get_lexer_for_filename(PurePath(filename).name, code[:FILENAME_SAMPLE_CHARS])
     except ClassNotFound:
         return None
 

@@ -36,6 +36,7 @@ from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from core.entities import EmailKind, OutgoingEmail
+from core.sandbox import Sandbox, SandboxError
 
 SUBJECTS: dict[EmailKind, str] = {
     EmailKind.VERIFY_EMAIL: "Verify your email",
@@ -67,7 +68,15 @@ def format_when(value: str | datetime) -> str:
 
 
 SLOW_CODE_CHARS = 4000
-"""Snippets longer than this are rendered off the event loop (highlighting takes a while)."""
+"""Emails of snippets longer than this are assembled off the event loop (it takes a while)."""
+HIGHLIGHT_MAX_CHARS = 32_768
+"""Longer snippets are shown plain: highlighting takes time linear at best (~3 µs a character),
+and worse with some lexers."""
+HIGHLIGHT_DEADLINE_SECONDS = 0.5
+"""Longest highlighting may take, in its child process, before the code is shown plain.
+
+Some lexers take super-linear time (systemd: 39 s on 2,000 characters), so it runs in a child
+process that is killed when it overruns; one email waits for another's at most this long."""
 
 _FORMATTER = HtmlFormatter(noclasses=True)
 """Building one computes its whole style table; it keeps no state between `format` calls."""
@@ -83,9 +92,56 @@ def _lexer(language: str) -> Lexer:
 
 
 def highlight_code(code: str, language: str) -> Markup:
-    """The code as HTML with inline styles (mail clients drop stylesheets)."""
+    """The code as HTML with inline styles (mail clients drop stylesheets).
+
+    Unbounded in time: a server calls it through `CodeHighlighter`."""
     html = highlight(code, _lexer(language), _FORMATTER)
     return Markup(html)  # noqa: S704 - Pygments escapes every token it emits
+
+
+def plain_code(code: str) -> Markup:
+    """The code escaped, without colours: what an email shows when highlighting is not done."""
+    return Markup(
+        '<div style="background: #f8f8f8"><pre style="line-height: 125%;">{}</pre></div>\n'
+    ).format(code)
+
+
+def _highlight_html(code: str, language: str) -> str:
+    """`highlight_code` as a plain string: what the child process sends back."""
+    return str(highlight_code(code, language))
+
+
+def _warm_up_highlighting() -> None:
+    highlight_code("x = 1\n", "python")
+
+
+class CodeHighlighter:
+    """Highlights in a child process with a deadline; plain code when it overruns or the code is
+    long. The process starts on first use and is replaced when it is killed; `close()` stops it.
+    """
+
+    def __init__(
+        self,
+        *,
+        deadline: float = HIGHLIGHT_DEADLINE_SECONDS,
+        max_chars: int = HIGHLIGHT_MAX_CHARS,
+    ) -> None:
+        self._max_chars = max_chars
+        self._sandbox = Sandbox(
+            deadline=deadline, name="email highlighting", warm_up=_warm_up_highlighting
+        )
+
+    async def __call__(self, code: str, language: str) -> Markup:
+        if len(code) > self._max_chars:
+            return plain_code(code)
+        try:
+            html = await self._sandbox.run(_highlight_html, code, language)
+        except SandboxError:
+            return plain_code(code)
+        return Markup(html)  # noqa: S704 - Pygments escapes every token it emits
+
+    async def close(self) -> None:
+        await self._sandbox.close()
 
 
 def check_header(name: str, value: str) -> str:
@@ -96,9 +152,13 @@ def check_header(name: str, value: str) -> str:
 
 
 class EmailRenderer:
-    """Renders outbox rows; one instance serves all emails and threads (templates are cached)."""
+    """Renders outbox rows; one instance serves all emails and threads (templates are cached).
 
-    def __init__(self) -> None:
+    Snippets are highlighted by `highlighter` when one is given (`highlight`), else shown plain.
+    """
+
+    def __init__(self, highlighter: CodeHighlighter | None = None) -> None:
+        self._highlighter = highlighter
         self._templates = Environment(
             loader=PackageLoader("mail", "templates"),
             # HTML (and anything unexpected) is escaped; only the plain-text part is not.
@@ -113,9 +173,27 @@ class EmailRenderer:
         """Whether rendering `email` may hold a thread long enough to matter (a large snippet)."""
         return len(str(email.context.get("code", ""))) > SLOW_CODE_CHARS
 
-    def render(self, email: OutgoingEmail, sender: str) -> EmailMessage:
+    async def highlight(self, email: OutgoingEmail) -> Markup | None:
+        """The snippet's code as HTML for `render`, within the highlighter's deadline; None for
+        an email without code."""
+        if email.kind is not EmailKind.SNIPPET_RETRIEVED:
+            return None
+        code, language = str(email.context["code"]), str(email.context["language"])
+        if self._highlighter is None:
+            return plain_code(code)
+        return await self._highlighter(code, language)
+
+    async def close(self) -> None:
+        if self._highlighter is not None:
+            await self._highlighter.close()
+
+    def render(
+        self, email: OutgoingEmail, sender: str, *, highlighted: Markup | None = None
+    ) -> EmailMessage:
         """Raises `ValueError` for a header value with a line break, and Jinja's errors for a
-        context that misses a key: both mean the row can never be sent as it is."""
+        context that misses a key: both mean the row can never be sent as it is.
+
+        A snippet's code is shown as `highlighted` (from `highlight`), else plain."""
         subject = SUBJECTS[email.kind]
         message = EmailMessage(policy=_POLICY)
         _set_address(message, "From", check_header("From", sender))
@@ -128,7 +206,7 @@ class EmailRenderer:
         context: dict[str, Any] = {**email.context, "subject": subject}
         retrieved = email.kind is EmailKind.SNIPPET_RETRIEVED
         if retrieved:
-            context["highlighted_code"] = highlight_code(context["code"], context["language"])
+            context["highlighted_code"] = highlighted or plain_code(context["code"])
         # Quoted-printable keeps long lines and non-ASCII text safe on servers without 8BITMIME.
         alternative: list[Message] = [
             _text_part("plain", self._render(email.kind, "txt", context)),

@@ -24,6 +24,7 @@ import aiosmtplib
 from aiosmtplib.email import extract_recipients, extract_sender
 
 from core.ports import Clock, utc_now
+from core.private_files import make_private_directory
 from core.settings import Settings, SmtpSecurity
 
 
@@ -215,7 +216,7 @@ class FileTransport:
             raise TemporaryMailError(f"{type(error).__name__}: {error}") from error
 
     def _write(self, message: Message) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_directory(self.directory)  # mkstemp makes the files 0600
         stamp = self._clock().astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.directory / f"{stamp}-{_safe_name(message.get('Message-ID', ''))}.eml"
         handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
@@ -49,6 +50,11 @@ from mail.transport import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+OUTBOX_RETENTION = timedelta(days=7)
+"""How long sent and failed emails stay in the outbox (without their content) before deletion."""
+PURGE_EVERY_SECONDS = 3600.0
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float, draw: float) -> float:
@@ -75,6 +81,8 @@ class OutboxWorker:
         max_delay: float = 600.0,
         jitter: float = 0.2,
         draw: Callable[[], float] = random.random,
+        retention: timedelta = OUTBOX_RETENTION,
+        purge_every: float = PURGE_EVERY_SECONDS,
     ) -> None:
         self._queue = queue
         self._transport = transport
@@ -89,6 +97,8 @@ class OutboxWorker:
         self._max_delay = max_delay
         self._jitter = jitter
         self._draw = draw
+        self._retention = retention
+        self._purge_every = purge_every
 
     async def drain_once(self) -> int:
         """Claims one batch and handles every email in it; returns how many were claimed."""
@@ -126,9 +136,21 @@ class OutboxWorker:
                         _describe(error),
                     )
 
+    async def purge_once(self) -> int:
+        """Deletes sent and failed emails older than the retention; returns how many."""
+        return await self._queue.purge_finished(self._clock() - self._retention)
+
     async def run(self, stop: asyncio.Event, idle_sleep: float = 1.0) -> None:
-        """Drains the outbox until `stop` is set; the batch in flight is finished first."""
+        """Drains the outbox until `stop` is set; the batch in flight is finished first.
+        Finished emails older than the retention are purged at start and every so often."""
+        next_purge = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + self._purge_every
+                try:
+                    await self.purge_once()
+                except Exception as error:  # the database may be down: try again later
+                    logger.warning("outbox: purging old emails failed: %s", _describe(error))
             try:
                 claimed = await self.drain_once()
             except Exception as error:  # the queue's database may be down: wait and retry
@@ -138,6 +160,10 @@ class OutboxWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), idle_sleep)
 
+    async def close(self) -> None:
+        """Stops the renderer's highlighting process; call it once `run` has returned."""
+        await self._renderer.close()
+
     async def _handle(self, item: OutboxItem, connection: MailConnection) -> bool:
         """Sends one email; True once the server took it. Failures are recorded here."""
         if item.attempts > self._max_attempts:
@@ -145,11 +171,15 @@ class OutboxWorker:
             await self._fail(item, f"gave up after {item.attempts - 1} attempts")
             return False
         try:
+            # In a child process with a deadline: other emails of the batch go on meanwhile.
+            highlighted = await self._renderer.highlight(item.email)
             if self._renderer.is_slow(item.email):
-                # Highlighting a large snippet takes a while: keep it off the event loop.
-                message = await asyncio.to_thread(self._renderer.render, item.email, self._sender)
+                # Encoding a large snippet's parts takes a while: keep it off the event loop.
+                message = await asyncio.to_thread(
+                    self._renderer.render, item.email, self._sender, highlighted=highlighted
+                )
             else:
-                message = self._renderer.render(item.email, self._sender)
+                message = self._renderer.render(item.email, self._sender, highlighted=highlighted)
         except Exception as error:
             await self._fail(item, f"cannot render: {_describe(error)}")
             return False

@@ -9,6 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from core.private_files import create_private_file
+
 CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 8.0
 """Longest a statement may run (client and server side): every query of a command takes
@@ -79,8 +81,9 @@ def _postgres_engine(url: URL, connect_timeout: float, command_timeout: float) -
 def _sqlite_engine(url: URL, busy_timeout: float) -> AsyncEngine:
     if url.get_driver_name() != "aiosqlite":
         url = url.set(drivername="sqlite+aiosqlite")
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        # Created private before SQLite opens it: its -wal and -shm files take the same mode.
+        create_private_file(Path(url.database))
     engine = create_async_engine(url, pool_timeout=busy_timeout)
 
     def configure(dbapi_connection: Any, _record: Any) -> None:

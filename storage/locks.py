@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.private_files import create_private_file
 from storage.errors import unavailable_as_domain_error
 
 
@@ -61,7 +62,7 @@ class PollingLock:
         return True
 
     def _acquire_file(self, path: Path) -> bool:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(path)
         file = path.open("ab")
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -16,6 +16,10 @@ from core.ports import Clock
 from storage.errors import unavailable_as_domain_error
 from storage.models import outbox
 
+REDACTED_CONTEXT: dict[str, Any] = {}
+"""What a row keeps of its email once sent or failed for good: nothing. The context held the
+one-time codes, links and snippet code; the recipient, kind and outcome stay until purged."""
+
 
 class FailedEmail(NamedTuple):
     to: str
@@ -68,7 +72,12 @@ class SqlOutboxQueue:
         statement = (
             sa.update(outbox)
             .where(outbox.c.id.in_(email_ids))
-            .values(status=OutboxStatus.SENT.value, sent_at=at, locked_until=None)
+            .values(
+                status=OutboxStatus.SENT.value,
+                sent_at=at,
+                locked_until=None,
+                context=REDACTED_CONTEXT,
+            )
         )
         with unavailable_as_domain_error():
             async with self._engine.begin() as connection:
@@ -85,8 +94,23 @@ class SqlOutboxQueue:
 
     async def mark_failed(self, email_id: UUID, error: str) -> None:
         await self._set(
-            email_id, status=OutboxStatus.FAILED.value, last_error=error, locked_until=None
+            email_id,
+            status=OutboxStatus.FAILED.value,
+            last_error=error,
+            locked_until=None,
+            context=REDACTED_CONTEXT,
         )
+
+    async def purge_finished(self, before: datetime) -> int:
+        """Deletes sent and failed emails created before `before`; returns how many."""
+        statement = sa.delete(outbox).where(
+            outbox.c.status.in_((OutboxStatus.SENT.value, OutboxStatus.FAILED.value)),
+            outbox.c.created_at < before,
+        )
+        with unavailable_as_domain_error():
+            async with self._engine.begin() as connection:
+                result = await connection.execute(statement)
+        return int(result.rowcount or 0)
 
     async def counts(self) -> dict[str, int]:
         statement = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)

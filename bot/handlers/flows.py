@@ -6,6 +6,7 @@ under a `Flow` and a `Step`; the next plain message of the chat goes to `STEPS[f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from html import escape
 from uuid import UUID
@@ -34,6 +35,8 @@ StepHandler = Callable[[Update, BotContext, ChatFlow, str], Awaitable[None]]
 
 EXPIRED = "That conversation had expired; please start again. /help"
 
+_BOT_USERNAME = re.compile(r"[A-Za-z0-9_]{1,32}")
+
 
 @replying
 async def text_message(update: Update, context: BotContext) -> None:
@@ -42,7 +45,11 @@ async def text_message(update: Update, context: BotContext) -> None:
     text = message.text or ""
     if text.startswith("/"):
         addressee = text.split(maxsplit=1)[0].partition("@")[2]
-        if addressee and addressee.lower() != (context.bot.username or "").lower():
+        # Only a possible bot username is repeated: the reply must fit in one message.
+        if (
+            _BOT_USERNAME.fullmatch(addressee)
+            and addressee.lower() != (context.bot.username or "").lower()
+        ):
             await reply(
                 update,
                 f"That command is for @{escape(addressee)}, not for me. /help lists mine.",

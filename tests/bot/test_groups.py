@@ -81,7 +81,8 @@ async def test_nothing_is_saved_from_a_group_even_when_logged_in_privately(
 
     assert await in_group(harness, 7, "/save Leak\nprint('x')") == PRIVATE_ONLY
     document = harness.tg.document(GROUP, 7, "leak.py", b"print('x')\n", enqueue=False)
-    assert [m.text for m in await harness.exchange(GROUP, document)] == [PRIVATE_ONLY]
+    # No reply either: every file a group shares would get one (a spam vector).
+    assert await harness.exchange(GROUP, document) == []
     assert "You have no snippets yet" in await harness.say(7, "/list")
 
 

@@ -105,6 +105,17 @@ class FakeOutboxQueue:
                 claimed.append(leased)
             return claimed
 
+    async def purge_finished(self, before: datetime) -> int:
+        finished = [
+            email_id
+            for email_id, item in self.items.items()
+            if item.status in (OutboxStatus.SENT, OutboxStatus.FAILED)
+            and item.email.created_at < before
+        ]
+        for email_id in finished:
+            del self.items[email_id]
+        return len(finished)
+
     async def mark_all_sent(self, email_ids: Sequence[UUID], at: datetime) -> None:
         for email_id in email_ids:
             self._update(email_id, status=OutboxStatus.SENT, sent_at=at)

@@ -11,7 +11,7 @@ from jinja2 import UndefinedError
 from mail_fakes import CONTEXTS, SENDER, make_email
 
 from core.entities import EmailKind
-from mail.render import SUBJECTS, EmailRenderer, format_when
+from mail.render import SUBJECTS, EmailRenderer, format_when, highlight_code
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,12 @@ def test_user_text_is_escaped_in_html(renderer: EmailRenderer, kind: EmailKind) 
 
 def test_retrieved_code_is_highlighted_inline_and_escaped(renderer: EmailRenderer) -> None:
     code = 'def f():\n    return "</pre><script>steal()</script>"\n'
-    message = reparsed(renderer.render(make_email(EmailKind.SNIPPET_RETRIEVED, code=code), SENDER))
+    highlighted = highlight_code(code, "Python")
+    message = reparsed(
+        renderer.render(
+            make_email(EmailKind.SNIPPET_RETRIEVED, code=code), SENDER, highlighted=highlighted
+        )
+    )
 
     html = html_of(message)
     assert "<script>" not in html
@@ -177,6 +182,15 @@ def test_retrieved_code_is_highlighted_inline_and_escaped(renderer: EmailRendere
     assert '<span style="' in html  # inline styles: mail clients drop stylesheets
     assert 'class="k"' not in html
     assert code.rstrip() in text_of(message)
+
+
+def test_code_without_highlighting_is_shown_plain_and_escaped(renderer: EmailRenderer) -> None:
+    code = 'x = "</pre><script>steal()</script>" & 1\n'
+    message = reparsed(renderer.render(make_email(EmailKind.SNIPPET_RETRIEVED, code=code), SENDER))
+
+    html = html_of(message)
+    assert "<script>" not in html
+    assert "x = &#34;&lt;/pre&gt;&lt;script&gt;steal()&lt;/script&gt;&#34; &amp; 1" in html
 
 
 def test_unknown_language_falls_back_to_plain_text(renderer: EmailRenderer) -> None:

@@ -1,0 +1,143 @@
+"""One user's content must not stall everyone else (issue 9, items 1 and 2).
+
+Detecting a language and highlighting an email used to run on the event loop with quadratic
+(or worse) work: a file of 8,190 newlines delayed another user's /list by 40 s, a ```systemd
+block of 1,500 spaces another user's /help by 18 s. Now the patterns are linear and Pygments runs
+in a child process with a deadline. The bounds below are generous (seconds where the fix takes
+milliseconds and the attack took tens of seconds), so a busy machine cannot make them flake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from core.text import GUESS_SAMPLE_CHARS, PLAIN_TEXT, detect_language_quickly, guess_sample
+from tests.bot.conftest import BotHarness
+from tests.resilience.conftest import apologies, query_rows
+
+ATTACKER = 4101
+VICTIM = 4102
+STALL_BOUND_SECONDS = 2.0
+"""Longest another user's reply may take while the attack runs (the attacks took 8–40 s)."""
+
+# Shapes that made the old patterns (`^\s*` under MULTILINE, `[^;]+`) or Pygments' guessers
+# quadratic, at the size of the sample they read.
+HOSTILE_CODE = {
+    "newlines": "\n" * 8190 + "x",
+    "spaces and newlines": " \n" * 4095 + "x",
+    "blank lines of tabs": "\t\n" * 4095 + "x",
+    "css-like lines without a semicolon": "a: b\n" * 1638,
+    "a css property of spaces": "a:" + " " * 8190,
+    "def with brackets": "def f(" + ") -> " * 1638,
+    "dollars": "$" * 8191,
+    "braces": "{" * 8191,
+}
+
+
+@pytest.mark.parametrize("code", HOSTILE_CODE.values(), ids=HOSTILE_CODE.keys())
+def test_detection_takes_time_linear_in_a_capped_sample(code: str) -> None:
+    started = time.monotonic()
+    for _ in range(20):
+        detect_language_quickly(code + code)  # twice the sample: only the sample is read
+    assert time.monotonic() - started < STALL_BOUND_SECONDS
+    assert len(guess_sample(code * 100)) <= GUESS_SAMPLE_CHARS
+
+
+async def _stalls_while(
+    bot: BotHarness, attack: Awaitable[object], command: str = "/list", answer: str = "no snippets"
+) -> list[float]:
+    """Runs `attack` and, until it is done, the victim's `command` again and again: how long
+    each of the victim's replies took. One of them is always in flight when the attack's slow
+    part starts."""
+    task = asyncio.ensure_future(attack)
+    waits: list[float] = []
+    while not task.done() or not waits:
+        started = time.monotonic()
+        await asyncio.sleep(0.01)  # the fake Bot API answers without yielding: let others run
+        reply = await bot.say(VICTIM, command)
+        waits.append(time.monotonic() - started)
+        assert answer in reply, reply
+    await task
+    return waits
+
+
+def _recording_guesses(bot: BotHarness) -> list[int]:
+    """Wraps the bot's Pygments guess: the sizes of the samples it is handed."""
+    sizes: list[int] = []
+    guess: Callable[[str], Awaitable[str]] = bot.services.snippets._guess_language
+
+    async def recorded(sample: str) -> str:
+        sizes.append(len(sample))
+        return await guess(sample)
+
+    bot.services.snippets._guess_language = recorded
+    return sizes
+
+
+async def test_a_file_of_newlines_does_not_stall_other_users(hostile_bot: BotHarness) -> None:
+    bot = hostile_bot
+    await bot.user(ATTACKER)
+    await bot.user(VICTIM)
+    sizes = _recording_guesses(bot)
+    document = bot.tg.document(ATTACKER, ATTACKER, "notes.zzz", b"\n" * 8190 + b"x", enqueue=False)
+
+    waits = await _stalls_while(bot, bot.send(document))
+
+    assert max(waits) < STALL_BOUND_SECONDS, waits
+    assert sizes and max(sizes) <= GUESS_SAMPLE_CHARS
+    assert "/get 1" in bot.tg.sent_messages(ATTACKER)[-1].text
+    rows = await query_rows(bot, "SELECT language FROM snippets")
+    assert rows == [(PLAIN_TEXT,)]
+    assert apologies(bot) == []
+
+
+async def test_a_save_of_newlines_does_not_stall_other_users(hostile_bot: BotHarness) -> None:
+    bot = hostile_bot
+    await bot.user(ATTACKER)
+    await bot.user(VICTIM)
+    sizes = _recording_guesses(bot)
+    message = bot.tg.private_message(
+        ATTACKER, ATTACKER, "/save t\n" + "\n" * 4080 + "x", enqueue=False
+    )
+
+    waits = await _stalls_while(bot, bot.send(message))
+
+    assert max(waits) < STALL_BOUND_SECONDS, waits
+    assert sizes and max(sizes) <= GUESS_SAMPLE_CHARS
+    assert "/get 1" in bot.tg.sent_messages(ATTACKER)[-1].text
+    assert apologies(bot) == []
+
+
+SYSTEMD_STALL = "x" + " " * 1500 + "!"
+"""Pygments' systemd lexer took 18 s on this (39 s on 2,000 characters)."""
+
+
+async def test_a_slow_lexer_stalls_neither_other_users_nor_their_emails(
+    hostile_bot: BotHarness,
+) -> None:
+    bot = hostile_bot
+    await bot.user(ATTACKER)
+    await bot.user(VICTIM)
+    number = await bot.save(ATTACKER, "stall", f"```systemd\n{SYSTEMD_STALL}\n```")
+    await bot.say(ATTACKER, f"/get {number}")
+    await bot.say(VICTIM + 1, "/signup late@example.com pass-word-9")  # an email of its own
+
+    waits = await _stalls_while(bot, bot.deliver_emails(), "/help", "/signup")
+
+    # Answers kept coming while the attacker's email was being rendered.
+    assert len(waits) > 1, waits
+    assert max(waits) < STALL_BOUND_SECONDS, waits
+    # The verification email did not wait for the slow one either, and both went out.
+    subjects = [subject for _, subject in bot.inbox.subjects()]
+    assert subjects[-2:] == ["Verify your email", "Your Requested Snippet"], subjects
+    sent = bot.inbox.to(f"user{ATTACKER}@example.com", "Your Requested Snippet")[-1]
+    html = sent.get_body(("html",))
+    assert html is not None
+    content = str(html.get_content())
+    assert SYSTEMD_STALL in content  # shown plain, in full
+    assert '<span style="' not in content
+    assert apologies(bot) == []

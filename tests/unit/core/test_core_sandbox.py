@@ -1,0 +1,131 @@
+"""The sandbox: work in a child process, a deadline that holds, a child replaced when it is
+killed or dies, and nothing left running after `close()`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.sandbox import DeadlineExceeded, Sandbox, SandboxError
+
+DEADLINE = 0.3
+
+
+def double(value: int) -> int:
+    return value * 2
+
+
+def spin(seconds: float) -> str:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "done"
+
+
+def fail() -> None:
+    raise ValueError("no good")
+
+
+def die() -> None:
+    os._exit(3)
+
+
+def child_pid() -> int:
+    return os.getpid()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    sandbox = Sandbox(deadline=DEADLINE, name="test sandbox")
+    assert await sandbox.run(double, 1) == 2  # started before anything is measured
+    yield sandbox
+    await sandbox.close()
+
+
+async def _until_it_answers(sandbox: Sandbox) -> int:
+    """The replacement of a killed child answers within a deadline once it is up."""
+    for _ in range(100):
+        try:
+            return await sandbox.run(double, 21)
+        except DeadlineExceeded:
+            await asyncio.sleep(0.1)
+    raise AssertionError("the replacement never answered")
+
+
+async def test_work_runs_in_another_process(sandbox: Sandbox) -> None:
+    assert await sandbox.run(double, 21) == 42
+    assert await sandbox.run(child_pid) != os.getpid()
+
+
+async def test_an_overrun_is_cut_at_the_deadline_and_the_child_replaced(sandbox: Sandbox) -> None:
+    first = await sandbox.run(child_pid)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        await sandbox.run(spin, 60.0)
+    assert time.monotonic() - started < DEADLINE + 2.0
+
+    assert await _until_it_answers(sandbox) == 42
+    assert await sandbox.run(child_pid) != first
+
+
+async def test_the_event_loop_keeps_running_meanwhile(sandbox: Sandbox) -> None:
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.ensure_future(tick())
+    assert await sandbox.run(spin, DEADLINE / 2) == "done"
+    ticker.cancel()
+    assert ticks >= 3
+
+
+async def test_a_second_caller_waits_at_most_the_deadline_for_a_busy_child(
+    sandbox: Sandbox,
+) -> None:
+    slow = asyncio.ensure_future(sandbox.run(spin, 60.0))
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        await sandbox.run(double, 1)
+    assert time.monotonic() - started < DEADLINE + 2.0
+    with pytest.raises(DeadlineExceeded):
+        await slow
+
+
+async def test_errors_and_deaths_are_sandbox_errors(sandbox: Sandbox) -> None:
+    with pytest.raises(SandboxError, match="ValueError: no good"):
+        await sandbox.run(fail)
+    assert await sandbox.run(double, 2) == 4  # the same child goes on
+
+    with pytest.raises(SandboxError):
+        await sandbox.run(die)
+    assert await _until_it_answers(sandbox) == 42
+
+
+async def test_a_cancelled_call_does_not_hand_its_answer_to_the_next(sandbox: Sandbox) -> None:
+    call = asyncio.ensure_future(sandbox.run(spin, DEADLINE / 3))
+    await asyncio.sleep(0.02)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    assert await _until_it_answers(sandbox) == 42
+
+
+async def test_close_stops_the_children() -> None:
+    sandbox = Sandbox(deadline=DEADLINE)
+    pid = await sandbox.run(child_pid)
+    await sandbox.close()
+
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(SandboxError):
+        await sandbox.run(double, 1)

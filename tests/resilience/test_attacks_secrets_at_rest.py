@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bot.services import Services
 
+from bootstrap import Services, bootstrap
+from core.entities import Client
 from core.security import PasswordHasher
 from core.settings import load_settings
 from storage.migrate import upgrade
@@ -24,10 +25,8 @@ PASSWORD = "at-rest-Pass-5"
 
 
 @pytest.fixture
-def rest_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr("bot.services.utc_now", clock)
-    return clock
+def rest_clock(services_clock: Clock) -> Clock:
+    return services_clock
 
 
 @pytest.fixture
@@ -84,7 +83,7 @@ async def embedded_services(tmp_path: Path) -> AsyncIterator[tuple[Services, Pat
     data_dir = tmp_path / "fresh" / "var"  # neither exists yet
     settings = load_settings(telegram_bot_token="1:x", data_dir=data_dir, _env_file=None)
     await upgrade(settings.effective_database_url)
-    services = await Services.open(settings, hasher=PasswordHasher(rounds=4))
+    services = await bootstrap(settings, hasher=PasswordHasher(rounds=4))
     yield services, data_dir
     await services.close()
 
@@ -93,7 +92,9 @@ async def test_the_embedded_files_are_private(
     embedded_services: tuple[Services, Path],
 ) -> None:
     services, data_dir = embedded_services
-    await services.accounts.signup(ADDRESS, PASSWORD)  # a verification email with its code
+    await services.accounts.signup(
+        ADDRESS, PASSWORD, Client.chat(1)
+    )  # a verification email with its code
     assert await services.worker.drain_once() == 1
 
     assert _mode(data_dir) == 0o700

@@ -8,7 +8,6 @@ from typing import Any
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -22,6 +21,7 @@ from telegram.request import BaseRequest
 from bot.context import BotApplication, BotContext, reply, stop_button_spinner
 from bot.handlers import accounts, snippets
 from bot.logs import redact_library_logs
+from bot.ratelimit import SharedRateLimiter
 from bot.render import COMMANDS
 from bot.services import Services
 from core.settings import Settings
@@ -57,7 +57,13 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        builder = builder.rate_limiter(
+            SharedRateLimiter.for_bot(
+                settings.telegram_bot_token.get_secret_value(),
+                settings.telegram_rate_limit,
+                settings.redis_url,
+            )
+        )
     application: BotApplication = builder.build()
     add_handlers(application)
     return application

@@ -89,26 +89,36 @@ class Gcra:
     Virtual scheduling with reservation: a request is sent at `now + wait`, the smallest wait
     that conforms to every limit it falls under, and it moves each key's next slot past it.
     Any window of `w` seconds then holds at most `burst + w * rate` requests of a key.
+
+    The last limit is the queue (the bot's budget): a request may book a slot in its future.
+    The others (a group's) are only booked at the moment a request goes, so that a request
+    queued for its group neither holds the bot's budget for others nor sends later than the
+    group's slot it booked: when a group binds, the answer is "not booked, retry after".
     """
 
     def __init__(self) -> None:
         self._next: dict[str, float] = {}
 
-    def reserve(self, now: float, limits: list[tuple[str, Limit]]) -> float:
-        wait = 0.0
-        for key, limit in limits:
-            wait = max(wait, self._next.get(key, now) - limit.tolerance - now)
-        send_at = now + wait
+    def reserve(self, now: float, limits: list[tuple[str, Limit]]) -> tuple[float, bool]:
+        """(wait, booked): when not booked, wait that long and ask again."""
+        if not limits:
+            return 0.0, True
+        waits = [self._next.get(key, now) - limit.tolerance - now for key, limit in limits]
+        others = max(waits[:-1], default=0.0)
+        if others > 0 and others > waits[-1]:
+            return others, False
+        send_at = now + max(0.0, waits[-1], others)
         for key, limit in limits:
             self._next[key] = max(self._next.get(key, now), send_at) + limit.interval
         if len(self._next) > MAX_LOCAL_KEYS:
             self._next = {key: at for key, at in self._next.items() if at > now}
-        return wait
+        return send_at - now, True
 
 
-# The same algorithm in Redis. KEYS[1] is the pause key, KEYS[2..] the slot keys; ARGV[1] is
-# "now" in ms ('' = Redis' own clock, shared by every process), then for each slot key its
-# interval and tolerance in ms. Returns {paused_ms, wait_us}: a pause wins and reserves nothing.
+# The same algorithm in Redis. KEYS[1] is the pause key, KEYS[2..] the slot keys (the queue
+# last); ARGV[1] is "now" in ms ('' = Redis' own clock, shared by every process), then for
+# each slot key its interval and tolerance in ms. Returns {paused_ms, wait_us, booked}: a pause
+# wins and books nothing.
 _RESERVE = """
 local now
 if ARGV[1] == '' then
@@ -118,21 +128,25 @@ else
   now = tonumber(ARGV[1])
 end
 local paused = redis.call('PTTL', KEYS[1])
-if paused > 0 then return {paused, 0} end
-local wait = 0
+if paused > 0 then return {paused, 0, 0} end
+if #KEYS == 1 then return {0, 0, 1} end
 local nexts = {}
+local others = 0
+local last = 0
 for i = 2, #KEYS do
   local at = tonumber(redis.call('GET', KEYS[i]) or now)
   if at < now then at = now end
   nexts[i] = at
   local w = at - tonumber(ARGV[2 * i - 1]) - now
-  if w > wait then wait = w end
+  if i == #KEYS then last = w elseif w > others then others = w end
 end
+if others > 0 and others > last then return {0, math.ceil(others * 1000), 0} end
+local wait = math.max(0, last, others)
 for i = 2, #KEYS do
   local at = math.max(nexts[i], now + wait) + tonumber(ARGV[2 * i - 2])
   redis.call('SET', KEYS[i], string.format('%.3f', at), 'PX', math.ceil(at - now) + 1000)
 end
-return {0, math.ceil(wait * 1000)}
+return {0, math.ceil(wait * 1000), 1}
 """
 
 # Extends the pause to ARGV[1] ms from now unless it already lasts longer.
@@ -241,7 +255,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def limits_for(self, data: dict[str, Any]) -> list[tuple[str, Limit]]:
-        """The budgets a request draws on, in the order it takes them: none without a chat
+        """The budgets a request draws on, the bot's (the queue) last: none without a chat
         (as PTB's limiter)."""
         chat_id = data.get("chat_id")
         if chat_id is None:
@@ -258,48 +272,40 @@ class SharedRateLimiter(BaseRateLimiter[int]):
     # -- reserving --------------------------------------------------------------------------
 
     async def acquire(self, limits: list[tuple[str, Limit]]) -> None:
-        """Returns when a request under `limits` may go: at once while under them.
-
-        One budget after the other, the group's first (as PTB's limiter): a request queued
-        for its group's slot must not hold a slot of the bot's budget while it waits, or one
-        busy group would hold back every other chat.
-        """
-        held = False
-        for stage in [[limit] for limit in limits] or [[]]:  # no budget: only a pause holds
-            held = await self._acquire_one(stage) or held
-        if held:
-            self.counters.waited += 1
-
-    async def _acquire_one(self, limits: list[tuple[str, Limit]]) -> bool:
+        """Returns when a request under `limits` may go: at once while under them."""
         held = False
         while True:
-            paused, wait = await self.reserve(limits)
+            paused, wait, booked = await self.reserve(limits)
             if paused > 0:
                 held = True
                 await self._hold(paused)
                 continue
             if wait <= 0:
-                return held
+                break
             held = True
             await self._hold(wait)
+            if not booked:
+                continue
             # A 429 may have paused everything while this request waited for its slot.
             remaining = await self.pause_remaining()
             if remaining <= 0:
-                return held
+                break
             await self._hold(remaining)
+        if held:
+            self.counters.waited += 1
 
     async def _hold(self, seconds: float) -> None:
         self.counters.waited_seconds += seconds
         await self._sleep(seconds)
 
-    async def reserve(self, limits: list[tuple[str, Limit]]) -> tuple[float, float]:
-        """(pause left, wait) in seconds."""
+    async def reserve(self, limits: list[tuple[str, Limit]]) -> tuple[float, float, bool]:
+        """(pause left, wait, booked), in seconds: see `Gcra.reserve`."""
         now = self._clock()
         if self._paused_until > now:
-            return self._paused_until - now, 0.0
+            return self._paused_until - now, 0.0, False
         if self._use_redis(now):
             try:
-                paused_ms, wait_us = await self._reserve_script(
+                paused_ms, wait_us, booked = await self._reserve_script(
                     keys=[self._pause_key, *(key for key, _ in limits)],
                     args=[self._redis_now(), *_script_args(limits)],
                 )
@@ -307,10 +313,8 @@ class SharedRateLimiter(BaseRateLimiter[int]):
                 self._redis_failed(error)
             else:
                 self._redis_ok()
-                return int(paused_ms) / 1000, int(wait_us) / 1_000_000
-        if not limits:
-            return 0.0, 0.0
-        return 0.0, self._local.reserve(now, limits)
+                return int(paused_ms) / 1000, int(wait_us) / 1_000_000, bool(booked)
+        return (0.0, *self._local.reserve(now, limits))
 
     async def pause(self, seconds: float) -> None:
         """Holds every request of every process for `seconds` (a 429 said so)."""
@@ -350,8 +354,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         if not self._redis_down:
             self._redis_down = True
             log.warning(
-                "Redis is unreachable (%s); each process keeps its own rate limit until it is "
-                "back",
+                "Redis is unreachable (%s); each process keeps its own rate limit until it is back",
                 error,
             )
 

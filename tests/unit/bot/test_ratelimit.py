@@ -36,14 +36,14 @@ def limiter(time: FakeTime, **kwargs: Any) -> SharedRateLimiter:
 def test_a_burst_within_the_limit_goes_at_once_and_the_next_request_waits_one_interval() -> None:
     slots = Gcra()
     waits = [slots.reserve(0.0, [("bot", BOT)]) for _ in range(10)]
-    assert waits == [0.0] * 10
-    assert slots.reserve(0.0, [("bot", BOT)]) == pytest.approx(1 / 30)
-    assert slots.reserve(0.0, [("bot", BOT)]) == pytest.approx(2 / 30)
+    assert waits == [(0.0, True)] * 10
+    assert slots.reserve(0.0, [("bot", BOT)]) == (pytest.approx(1 / 30), True)
+    assert slots.reserve(0.0, [("bot", BOT)]) == (pytest.approx(2 / 30), True)
 
 
 def test_requests_spaced_at_the_rate_never_wait() -> None:
     slots = Gcra()
-    assert all(slots.reserve(n / 30, [("bot", BOT)]) == 0.0 for n in range(3000))
+    assert all(slots.reserve(n / 30, [("bot", BOT)]) == (0.0, True) for n in range(3000))
 
 
 def test_no_window_holds_more_than_the_burst_plus_the_rate() -> None:
@@ -52,7 +52,7 @@ def test_no_window_holds_more_than_the_burst_plus_the_rate() -> None:
     now, sent = 0.0, []
     for _ in range(5000):
         now += generator.expovariate(60)  # twice the rate, in random clumps
-        sent.append(now + slots.reserve(now, [("bot", BOT)]))
+        sent.append(now + slots.reserve(now, [("bot", BOT)])[0])
     sent.sort()
     start = 0
     for end, at in enumerate(sent):
@@ -78,6 +78,20 @@ async def test_a_group_gets_twenty_a_minute_and_its_queue_holds_back_no_other_ch
     for chat_id in (7, -6):
         await rate.process_request(send, (), {}, "sendMessage", {"chat_id": chat_id}, None)
     assert rate.counters.waited == 1
+
+
+def test_a_request_queued_for_its_group_books_nothing_until_it_can_go() -> None:
+    slots = Gcra()
+    group = [("group:-5", GROUP_LIMIT), ("bot", BOT)]
+    for _ in range(GROUP_LIMIT.burst):
+        assert slots.reserve(0.0, group) == (0.0, True)
+    assert slots.reserve(0.0, group) == (pytest.approx(3.0), False)  # retry then
+    # The bot's budget is untouched by the refused one: seven more go at once.
+    assert [slots.reserve(0.0, [("bot", BOT)]) for _ in range(7)] == [(0.0, True)] * 7
+    # Behind a long bot queue, the group's slot is booked at the moment the request goes.
+    assert slots.reserve(0.0, [("bot", BOT)]) == (pytest.approx(1 / 30), True)
+    wait, booked = slots.reserve(3.0, group)
+    assert (wait, booked) == (0.0, True)
 
 
 def test_the_bot_limit_is_a_third_of_a_second_of_burst_and_zero_turns_it_off() -> None:

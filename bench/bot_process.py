@@ -5,15 +5,18 @@ loop, every `TICK_SECONDS`, to run a callback at once, and writes how late it ra
 exceeds `REPORT_ABOVE_MS` (`<unix time> <ms>` a line) to LAG_FILE: how long the loop was held
 by rendering, hashing, draining the outbox or anything else. The bench reads the file per
 slice. The thread's own CPU time (about 100 wake-ups a second) is left out of the bot's:
-its native thread id is the file's first line for each loop.
+its native thread id is the file's first line for each loop. With `BENCH_PROFILE=<file>`,
+pyinstrument profiles the process and writes its report there at exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TextIO
 
 TICK_SECONDS = 0.01
@@ -58,7 +61,19 @@ def main() -> int:
     asyncio.set_event_loop_policy(_WatchedPolicy(out))
     from bot.cli import main as snippetvault
 
-    return snippetvault(arguments)
+    profile = os.environ.get("BENCH_PROFILE")
+    if not profile:
+        return snippetvault(arguments)
+    # A profile of the event loop's thread for the process's whole life (a tool for NOTES.md).
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    try:
+        return snippetvault(arguments)
+    finally:
+        profiler.stop()
+        Path(profile).write_text(profiler.output_text(unicode=False, show_all=False))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -151,8 +152,23 @@ def _opener(
         )
         if run_worker:
             opened.start_worker()
+        _freeze_start_up_objects()
 
     return post_init
+
+
+_frozen = False
+
+
+def _freeze_start_up_objects() -> None:
+    """Once a process: what start-up built (modules, SQLAlchemy, PTB, Pygments…) lives as long
+    as the process, yet every collection of the oldest generation walked it all, holding the
+    event loop 100-400 ms on this project's bench machine. Frozen, it is never walked again."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 async def _close(application: BotApplication) -> None:

@@ -53,7 +53,9 @@ class Bots:
         """Users send `messages` (`every` seconds apart) and each waits for its reply."""
 
         async def one(chat_id: int, text: str) -> None:
-            reply = await asyncio.wait_for(self.api.ask(TOKEN, chat_id, text, echo=True), REPLY_SECONDS)
+            reply = await asyncio.wait_for(
+                self.api.ask(TOKEN, chat_id, text, echo=True), REPLY_SECONDS
+            )
             assert reply.text == text
 
         tasks = []

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 REDIS_RETRY_AFTER_SECONDS = 5.0
 """After a Redis failure, reserve in-process for this long before trying Redis again."""
 RETRY_AFTER_MARGIN_SECONDS = 0.1
+SHARED_PAUSE_READ_SECONDS = 0.1
+"""A request that draws on no budget learns of another process's 429 this late at most."""
 MAX_LOCAL_KEYS = 4096
 
 Clock = Callable[[], float]
@@ -193,6 +195,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         self._redis_back_at = 0.0
         self._redis_down = False
         self._redis_clock = redis_clock
+        self._pause_read_at = -math.inf
         self._reserve_script: Any = None
         self._pause_script: Any = None
         if redis is not None:
@@ -303,6 +306,14 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         now = self._clock()
         if self._paused_until > now:
             return self._paused_until - now, 0.0, False
+        if not limits:
+            # No budget to draw on (no chat, or a private chat with no overall limit): only a
+            # pause holds it, and the shared one is read at most every SHARED_PAUSE_READ_SECONDS
+            # instead of a round trip per request.
+            if not self._use_redis(now) or now - self._pause_read_at < SHARED_PAUSE_READ_SECONDS:
+                return 0.0, 0.0, True
+            self._pause_read_at = now
+            return await self.pause_remaining(), 0.0, True
         if self._use_redis(now):
             try:
                 paused_ms, wait_us, booked = await self._reserve_script(
@@ -313,6 +324,8 @@ class SharedRateLimiter(BaseRateLimiter[int]):
                 self._redis_failed(error)
             else:
                 self._redis_ok()
+                if paused_ms:  # known here too: the next requests wait without asking Redis
+                    self._paused_until = max(self._paused_until, now + int(paused_ms) / 1000)
                 return int(paused_ms) / 1000, int(wait_us) / 1_000_000, bool(booked)
         return (0.0, *self._local.reserve(now, limits))
 
@@ -340,7 +353,9 @@ class SharedRateLimiter(BaseRateLimiter[int]):
             self._redis_failed(error)
             return local
         self._redis_ok()
-        return max(local, int(shared_ms) / 1000)
+        shared = max(0.0, int(shared_ms) / 1000)
+        self._paused_until = max(self._paused_until, now + shared)
+        return max(local, shared)
 
     def _redis_now(self) -> str:
         return "" if self._redis_clock is None else f"{self._redis_clock() * 1000:.3f}"

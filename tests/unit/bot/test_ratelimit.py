@@ -14,6 +14,11 @@ from bot.ratelimit import GROUP_LIMIT, Gcra, Limit, SharedRateLimiter, bot_limit
 BOT = Limit(rate=30, burst=10)
 
 
+def approx(wait: float, booked: bool) -> tuple[float, bool]:
+    """`(wait, booked)` as `Gcra.reserve` answers, the wait to a microsecond."""
+    return (pytest.approx(wait, abs=1e-6), booked)  # type: ignore[return-value]
+
+
 class FakeTime:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -37,8 +42,8 @@ def test_a_burst_within_the_limit_goes_at_once_and_the_next_request_waits_one_in
     slots = Gcra()
     waits = [slots.reserve(0.0, [("bot", BOT)]) for _ in range(10)]
     assert waits == [(0.0, True)] * 10
-    assert slots.reserve(0.0, [("bot", BOT)]) == (pytest.approx(1 / 30), True)
-    assert slots.reserve(0.0, [("bot", BOT)]) == (pytest.approx(2 / 30), True)
+    assert slots.reserve(0.0, [("bot", BOT)]) == approx(1 / 30, True)
+    assert slots.reserve(0.0, [("bot", BOT)]) == approx(2 / 30, True)
 
 
 def test_requests_spaced_at_the_rate_never_wait() -> None:
@@ -85,11 +90,11 @@ def test_a_request_queued_for_its_group_books_nothing_until_it_can_go() -> None:
     group = [("group:-5", GROUP_LIMIT), ("bot", BOT)]
     for _ in range(GROUP_LIMIT.burst):
         assert slots.reserve(0.0, group) == (0.0, True)
-    assert slots.reserve(0.0, group) == (pytest.approx(3.0), False)  # retry then
+    assert slots.reserve(0.0, group) == approx(3.0, False)  # retry then
     # The bot's budget is untouched by the refused one: seven more go at once.
     assert [slots.reserve(0.0, [("bot", BOT)]) for _ in range(7)] == [(0.0, True)] * 7
     # Behind a long bot queue, the group's slot is booked at the moment the request goes.
-    assert slots.reserve(0.0, [("bot", BOT)]) == (pytest.approx(1 / 30), True)
+    assert slots.reserve(0.0, [("bot", BOT)]) == approx(1 / 30, True)
     wait, booked = slots.reserve(3.0, group)
     assert (wait, booked) == (0.0, True)
 
@@ -202,3 +207,15 @@ async def test_redis_down_falls_back_to_the_in_process_limit() -> None:
         await dead.aclose()
     assert rate.counters.redis_failures == 1  # then Redis is skipped for a while
     assert rate.counters.waited == 2  # the in-process budget still applies
+
+
+async def test_without_an_overall_limit_a_private_chat_never_waits() -> None:
+    time = FakeTime()
+    rate = limiter(time, per_second=0)
+
+    async def send() -> bool:
+        return True
+
+    for _ in range(500):
+        await rate.process_request(send, (), {}, "sendMessage", {"chat_id": 3}, None)
+    assert (rate.counters.waited, time.slept) == (0, [])

@@ -166,7 +166,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
     def __init__(
         self,
         *,
-        bot_id: int,
+        bot_id: int | str,
         per_second: float,
         redis_url: str | None = None,
         redis: aioredis.Redis | None = None,
@@ -203,7 +203,9 @@ class SharedRateLimiter(BaseRateLimiter[int]):
 
     @classmethod
     def for_bot(cls, token: str, per_second: float, redis_url: str | None) -> SharedRateLimiter:
-        return cls(bot_id=int(token.split(":", 1)[0]), per_second=per_second, redis_url=redis_url)
+        # The bot's id is the token's public part (never the secret after the colon).
+        bot_id = token.split(":", 1)[0]
+        return cls(bot_id=bot_id, per_second=per_second, redis_url=redis_url)
 
     def _register(self, client: aioredis.Redis) -> None:
         self._reserve_script = client.register_script(_RESERVE)

@@ -219,3 +219,10 @@ async def test_without_an_overall_limit_a_private_chat_never_waits() -> None:
     for _ in range(500):
         await rate.process_request(send, (), {}, "sendMessage", {"chat_id": 3}, None)
     assert (rate.counters.waited, time.slept) == (0, [])
+
+
+def test_the_keys_name_the_bot_by_its_id_never_by_its_secret() -> None:
+    rate = SharedRateLimiter.for_bot("123456:SECRETxSECRET", 30, None)
+    keys = [key for key, _ in rate.limits_for({"chat_id": -1})]
+    assert keys == ["ratelimit:123456:group:-1", "ratelimit:123456:bot"]
+    assert not any("SECRET" in key for key in keys)

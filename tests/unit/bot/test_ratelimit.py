@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from telegram.error import RetryAfter
 
 from bot.ratelimit import GROUP_LIMIT, Gcra, Limit, SharedRateLimiter, bot_limit
+from core.settings import SettingsError, load_settings
 
 BOT = Limit(rate=30, burst=10)
 
@@ -226,3 +227,15 @@ def test_the_keys_name_the_bot_by_its_id_never_by_its_secret() -> None:
     keys = [key for key, _ in rate.limits_for({"chat_id": -1})]
     assert keys == ["ratelimit:123456:group:-1", "ratelimit:123456:bot"]
     assert not any("SECRET" in key for key in keys)
+
+
+def test_the_setting_defaults_to_telegrams_30_a_second_and_refuses_a_negative_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TELEGRAM_RATE_LIMIT", raising=False)
+    assert load_settings(_env_file=None).telegram_rate_limit == 30
+    monkeypatch.setenv("TELEGRAM_RATE_LIMIT", "0")
+    assert load_settings(_env_file=None).telegram_rate_limit == 0
+    monkeypatch.setenv("TELEGRAM_RATE_LIMIT", "-1")
+    with pytest.raises(SettingsError, match="TELEGRAM_RATE_LIMIT"):
+        load_settings(_env_file=None)

@@ -5,7 +5,8 @@ process creates, a timer that re-arms itself every `TICK_SECONDS` and writes how
 when that exceeds `REPORT_ABOVE_MS` (`<unix time> <ms late> <ms of it on the CPU>` a line) to
 LAG_FILE: how long the loop was held by rendering, hashing, draining the outbox, a garbage
 collection or anything else (CPU), or by other processes that had the machine (the rest).
-Each collection of the oldest generation is written too (`gc <unix time> <ms> <collected>`).
+Each collection of the oldest generation is written too (`gc <unix time> <ms> <collected>`),
+and at exit the collections of each generation and their total time (`gcsum <gen> <n> <ms>`).
 The bench reads the file per slice. The timer costs about 100 callbacks a second (well under
 1% of a core). With `BENCH_PROFILE=<file>`, pyinstrument profiles the process and writes its
 report there at exit.
@@ -14,6 +15,7 @@ report there at exit.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import os
 import sys
@@ -46,18 +48,27 @@ def _watch_gc(out: TextIO) -> None:
     """Each collection of the oldest generation, as `gc <unix time> <ms>` (a loop stall's
     usual suspect)."""
     began = [0.0]
+    totals = [[0, 0.0], [0, 0.0], [0, 0.0]]  # per generation: collections, ms
 
     def callback(phase: str, info: dict[str, int]) -> None:
-        if info.get("generation") != 2:
-            return
         if phase == "start":
             began[0] = time.perf_counter()
-        else:
-            ms = (time.perf_counter() - began[0]) * 1000
+            return
+        generation = info.get("generation", 0)
+        ms = (time.perf_counter() - began[0]) * 1000
+        totals[generation][0] += 1
+        totals[generation][1] += ms
+        if generation == 2:
             out.write(f"gc {time.time():.3f} {ms:.1f} {info.get('collected', 0)}\n")
             out.flush()
 
+    def report() -> None:
+        for generation, (count, ms) in enumerate(totals):
+            out.write(f"gcsum {generation} {count} {ms:.1f}\n")
+        out.flush()
+
     gc.callbacks.append(callback)
+    atexit.register(report)
 
 
 class _WatchedPolicy(asyncio.DefaultEventLoopPolicy):

@@ -476,6 +476,8 @@ def _lag(
     with contextlib.suppress(OSError):
         for line in lag_file.read_text().splitlines():
             words = line.split()
+            if words[0] == "gcsum":
+                continue
             if words[0] == "gc":
                 if began <= float(words[1]) <= ended:
                     collections.append(float(words[2]))

@@ -30,6 +30,8 @@ from redis.exceptions import RedisError
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from storage.cache import connect_redis
+
 log = logging.getLogger(__name__)
 
 REDIS_RETRY_AFTER_SECONDS = 5.0
@@ -217,9 +219,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
 
     async def initialize(self) -> None:
         if self._redis is None and self._redis_url is not None:
-            self._redis = aioredis.Redis.from_url(
-                self._redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
-            )
+            self._redis = connect_redis(self._redis_url)  # fails fast, as the cache's
             self._owns_redis = True
             self._register(self._redis)
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from bot.ratelimit import GROUP_LIMIT, Gcra, Limit, SharedRateLimiter
+
+if TYPE_CHECKING:
+    from tests.conftest import ThrowawayRedis
 
 
 class FakeTime:
@@ -136,3 +139,41 @@ async def test_a_request_that_draws_on_no_budget_still_honours_a_shared_pause(
     reads = (await client.info("commandstats"))["cmdstat_pttl"]["calls"]
     await unlimited.process_request(send, (), {}, "sendMessage", {"chat_id": 5}, None)
     assert (await client.info("commandstats"))["cmdstat_pttl"]["calls"] == reads
+
+
+async def test_redis_stopping_or_hanging_fails_no_request_and_sharing_resumes(
+    throwaway_redis: ThrowawayRedis,
+) -> None:
+    time = FakeTime()
+    rate = SharedRateLimiter(
+        bot_id=44,
+        per_second=30.0,
+        redis_url=throwaway_redis.url,
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+    await rate.initialize()
+
+    async def send() -> str:
+        return "sent"
+
+    try:
+        data = {"chat_id": 9}
+        assert await rate.process_request(send, (), {}, "sendMessage", data, None) == "sent"
+        assert rate.counters.redis_failures == 0
+        throwaway_redis.pause()  # hangs: each call times out (0.5 s), then Redis is skipped
+        for _ in range(5):
+            assert await rate.process_request(send, (), {}, "sendMessage", data, None) == "sent"
+        assert rate.counters.redis_failures == 1
+        throwaway_redis.resume()
+        time.now += 10  # past the back-off: the next request books in Redis again
+        assert await rate.process_request(send, (), {}, "sendMessage", data, None) == "sent"
+        assert rate.counters.redis_failures == 1
+        client = aioredis.Redis.from_url(throwaway_redis.url)
+        try:
+            assert await client.exists("ratelimit:44:bot")
+        finally:
+            await client.aclose()
+    finally:
+        throwaway_redis.resume()
+        await rate.shutdown()

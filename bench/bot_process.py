@@ -2,7 +2,8 @@
 
 The same entry point as the console script (`bot.cli.main`), plus, on every event loop the
 process creates, a timer that re-arms itself every `TICK_SECONDS` and writes how late it fired
-when that exceeds `REPORT_ABOVE_MS` (`<unix time> <ms late> <ms of it on the CPU>` a line) to
+when that exceeds `REPORT_ABOVE_MS` (`<unix time> <ms late> <CPU ms of the loop thread since the
+tick before>` a line, so the CPU part may include up to `TICK_SECONDS` before the lag) to
 LAG_FILE: how long the loop was held by rendering, hashing, draining the outbox, a garbage
 collection or anything else (CPU), or by other processes that had the machine (the rest).
 Each collection of the oldest generation is written too (`gc <unix time> <ms> <collected>`),

@@ -111,8 +111,9 @@ def markdown(results: Results, host: dict[str, str]) -> str:
             "",
             "## End to end: the bot as deployed, against an echo bot",
             "",
-            "`snippetvault run` (Postgres, Redis, the SMTP sink, its outbox worker in the same "
-            "process) and a bare python-telegram-bot echo bot, each a process of its own, both "
+            "`snippetvault run` (Postgres, Redis, an SMTP sink process, its outbox worker in the "
+            "same process) and a bare python-telegram-bot echo bot, each a process of its own, "
+            "both "
             "long-polling one HTTP Bot API on localhost (`bench/botapi.py`); a round trip is "
             '"user sends → the Bot API receives the reply". Slices alternate, echo then '
             f"product, {results.sizes.slices} of {results.sizes.slice_seconds:g} s each per "

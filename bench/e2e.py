@@ -224,18 +224,17 @@ class Command:
 
 
 class EndToEnd:
-    """Runs every end-to-end row on the bench's database, Redis and SMTP sink."""
+    """Runs every end-to-end row on the bench's database and Redis, with an SMTP sink in a
+    process of its own (`bench.smtp_process`)."""
 
     def __init__(
         self,
         *,
         database_url: str,
         redis_url: str,
-        smtp_port: int,
         jwt_secret: str,
         data_dir: Path,
         chats: list[int],
-        sink_received: Callable[[], int],
         bot_token: str,
         bot_username: str,
         slice_seconds: float,
@@ -246,11 +245,11 @@ class EndToEnd:
     ) -> None:
         self.database_url = database_url
         self.redis_url = redis_url
-        self.smtp_port = smtp_port
+        self.smtp_port = 0
+        self.emails_received = 0
         self.jwt_secret = jwt_secret
         self.data_dir = data_dir
         self.chats = chats
-        self.sink_received = sink_received
         self.bot_token = bot_token
         self.bot_username = bot_username
         self.slice_seconds = slice_seconds
@@ -262,6 +261,28 @@ class EndToEnd:
         self.rng = random.Random(11)
 
     async def run(self) -> list[E2ERow]:
+        sink = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.smtp_process",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert sink.stdin is not None and sink.stdout is not None
+        self.smtp_port = int((await sink.stdout.readline()).split()[1])
+        counting = asyncio.create_task(self._count_emails(sink.stdout))
+        try:
+            return await self._run()
+        finally:
+            sink.stdin.close()
+            await sink.wait()
+            await counting
+
+    async def _count_emails(self, announcements: asyncio.StreamReader) -> None:
+        while await announcements.readline():
+            self.emails_received += 1
+
+    async def _run(self) -> list[E2ERow]:
         async with BotApi() as api:
             self.api = api
             api.bot(self.bot_token, self.bot_username)
@@ -331,7 +352,7 @@ class EndToEnd:
     async def _warm(self, product: BotProcess, chats: int) -> None:
         """Every chat's first replies (sessions, refs and snippets cached), untimed; then the
         emails they caused are sent."""
-        before = self.sink_received()
+        before = self.emails_received
         expected = 0
         for command in self.commands:
             # A /get's first pass caches the ref, its second the snippet.
@@ -404,7 +425,7 @@ class EndToEnd:
         result = Slice(process.name)
         own_chats = self.chats[:chats]
         counter = {chat: 1000 * index for index, chat in enumerate(own_chats)}
-        emails_before = self.sink_received()
+        emails_before = self.emails_received
         cpu_before = process.cpu_seconds()
         wall_began, began = time.time(), time.perf_counter()
         end = began + self.slice_seconds
@@ -459,9 +480,9 @@ class EndToEnd:
 
     async def _emails(self, count: int) -> None:
         deadline = time.monotonic() + EMAIL_TIMEOUT_SECONDS
-        while self.sink_received() < count:
+        while self.emails_received < count:
             if time.monotonic() > deadline:
-                log.warning("only %d of %d emails arrived", self.sink_received(), count)
+                log.warning("only %d of %d emails arrived", self.emails_received, count)
                 return
             await asyncio.sleep(0.02)
 

@@ -293,11 +293,9 @@ class Bench:
         runner = EndToEnd(
             database_url=self.database.url,
             redis_url=self.redis_url,
-            smtp_port=self.sink.port,
             jwt_secret=self.jwt_secret,
             data_dir=self.data_dir,
             chats=self.chats,
-            sink_received=lambda: self.sink.received,
             bot_token=BOT_TOKEN,
             bot_username=BOT_USERNAME,
             slice_seconds=sizes.slice_seconds,

@@ -113,8 +113,8 @@ def markdown(results: Results, host: dict[str, str]) -> str:
             "",
             "`snippetvault run` (Postgres, Redis, an SMTP sink process, its outbox worker in the "
             "same process) and a bare python-telegram-bot echo bot, each a process of its own, "
-            "both "
-            "long-polling one HTTP Bot API on localhost (`bench/botapi.py`); a round trip is "
+            "both long-polling one HTTP Bot API on localhost (`bench/botapi.py`); a round trip "
+            "is "
             '"user sends → the Bot API receives the reply". Slices alternate, echo then '
             f"product, {results.sizes.slices} of {results.sizes.slice_seconds:g} s each per "
             "bot and row. CPU per reply: the bot process's utime + stime from /proc (for the "

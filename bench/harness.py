@@ -7,9 +7,9 @@ latency of an update is the time from parsing it to the bot's reply request (`se
 `sendDocument` or `editMessageText`) for its chat; `concurrency` chats send at once, each
 waiting for its reply before it sends again (a closed loop).
 
-Two request backends answer the bot: `LeanRequest` (minimal JSON, nothing kept) and
-`tests.fakebotapi.FakeRequest` (the full fake Bot API of the test suite), both watched by the
-same `Replies` registry.
+`LeanRequest` answers the bot (minimal JSON, nothing kept) and reports its replies to the
+`Replies` registry the driver waits on. (The end-to-end rows, `bench.e2e`, go over HTTP
+instead, through `bench.botapi`.)
 """
 
 from __future__ import annotations
@@ -134,38 +134,6 @@ class LeanRequest(BaseRequest):
             self.replies.seen(name, parameters)
             return 200, json.dumps(body).encode()
         return 200, b'{"ok":true,"result":true}'
-
-
-def fake_request(replies: Replies) -> tuple[BaseRequest, BaseRequest]:
-    """Two `tests.fakebotapi.FakeRequest`s (bot calls, getUpdates) on one `FakeTelegram`."""
-    from tests.fakebotapi import FakeRequest, FakeTelegram
-
-    class WatchedFakeRequest(FakeRequest):
-        async def do_request(
-            self,
-            url: str,
-            method: str,
-            request_data: RequestData | None = None,
-            read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-            write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-            connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-            pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        ) -> tuple[int, bytes]:
-            answer = await super().do_request(
-                url,
-                method,
-                request_data,
-                read_timeout,
-                write_timeout,
-                connect_timeout,
-                pool_timeout,
-            )
-            if request_data is not None:
-                replies.seen(_method(url), request_data.parameters)
-            return answer
-
-    telegram = FakeTelegram(token=BOT_TOKEN, username=BOT_USERNAME)
-    return WatchedFakeRequest(telegram), FakeRequest(telegram)
 
 
 # Updates -----------------------------------------------------------------------------------

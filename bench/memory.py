@@ -49,12 +49,11 @@ async def main(arguments: dict[str, Any]) -> dict[str, Any]:
         smtp_security=SmtpSecurity.NONE,
         jwt_secret=arguments["jwt_secret"],
         data_dir=arguments["data_dir"],
+        telegram_rate_limit=100_000,  # the production limiter's work, never its queue
         _env_file=None,
     )
     replies = Replies()
-    application = build_application(
-        settings, run_worker=False, request=LeanRequest(replies), rate_limit=False
-    )
+    application = build_application(settings, run_worker=False, request=LeanRequest(replies))
     terms: list[str] = arguments["search_terms"]
     refs: int = arguments["cached_refs"]
 

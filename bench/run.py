@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +22,12 @@ import asyncpg
 import redis.asyncio as aioredis
 from sqlalchemy import event
 
+from bench.e2e import Command, E2ERow, EndToEnd
 from bench.environment import BenchDatabase, SmtpSink, claim_redis, release_redis
 from bench.floors import FloorDrivers, Floors
 from bench.harness import (
     BOT_TOKEN,
+    BOT_USERNAME,
     AnyApplication,
     Check,
     LeanRequest,
@@ -36,7 +38,6 @@ from bench.harness import (
     Text,
     Updates,
     drive,
-    fake_request,
 )
 from bench.rows import Row
 from bench.seed import PASSWORD, Fixture, seed
@@ -51,6 +52,8 @@ from storage.database import Database
 
 log = logging.getLogger("bench")
 
+IN_PROCESS_RATE_LIMIT = 100_000
+"""Messages/s for the in-process rows: the limiter's work without its queue."""
 CACHED_REFS = 3
 """Refs per chat that the cached /get row cycles through (warmed first)."""
 LOGIN_GET_CHATS = 2
@@ -69,16 +72,29 @@ SAVE_CODE = "\n".join(
 )
 
 
+def _size(default: Any, help: str) -> Any:
+    """A field of `Sizes`; `bench.cli` makes an option of it, with `help`."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class Sizes:
-    updates: int = 1200
-    concurrency: int = 32
-    users: int = 100
-    snippets: int = 100_000
-    logins: int = 20
-    emails: int = 5000
-    memory_updates: int = 10_000
-    fake_api_floor: bool = True
+    updates: int = _size(1200, "updates per timed in-process row")
+    concurrency: int = _size(32, "chats sending at once in the in-process rows")
+    users: int = _size(100, "users (logged-in chats)")
+    snippets: int = _size(100_000, "snippets in the database, spread over the users")
+    logins: int = _size(20, "concurrent logins in the login scenario")
+    emails: int = _size(5000, "emails queued for the outbox scenario")
+    memory_updates: int = _size(10_000, "updates the memory subprocess handles")
+    in_process: bool = _size(True, "the in-process rows (the bot driven inside this process)")
+    end_to_end: bool = _size(
+        True, "the end-to-end rows (`snippetvault run` and an echo bot as processes, over HTTP)"
+    )
+    slice_seconds: float = _size(6.0, "length of one slice of an end-to-end row")
+    slices: int = _size(3, "slices per bot in each end-to-end row, echo and product alternating")
+    paced_chats: int = _size(20, "chats sending one command a second each (end-to-end, paced)")
+    saturation_chats: int = _size(10, "chats in a closed loop (end-to-end, saturation)")
+    commands: str = _size("get,save,list,search", "the end-to-end rows' commands, comma-separated")
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -90,6 +106,11 @@ class Sizes:
             logins=2,
             emails=60,
             memory_updates=200,
+            slice_seconds=0.6,
+            slices=1,
+            paced_chats=6,
+            saturation_chats=3,
+            commands="get,list",
         )
 
 
@@ -97,6 +118,7 @@ class Sizes:
 class Results:
     sizes: Sizes
     rows: list[Row] = field(default_factory=list)
+    e2e_rows: list[E2ERow] = field(default_factory=list)
     search_plan: str = ""
     search_sql: str = ""
     seed_seconds: dict[str, float] = field(default_factory=dict)
@@ -171,12 +193,13 @@ class Bench:
         self.data_dir = Path(tempfile.mkdtemp(prefix="snippetvault-bench-"))
         self.settings = self.bench_settings()
         self.services = await bootstrap(self.settings)
+        # The production rate limiter (shared through Redis) with a budget the closed loop
+        # never reaches: its cost is in every row, its queue in none.
         self.application = build_application(
             self.settings,
             services=self.services,
             run_worker=False,
             request=LeanRequest(self.replies),
-            rate_limit=False,
         )
         self.drivers = FloorDrivers(self.database.dsn, self.redis_url, self.sizes.concurrency)
         await self.drivers.open()
@@ -195,6 +218,7 @@ class Bench:
             smtp_security=SmtpSecurity.NONE,
             jwt_secret=self.jwt_secret,
             data_dir=str(self.data_dir),
+            telegram_rate_limit=IN_PROCESS_RATE_LIMIT,
             _env_file=None,
         )
 
@@ -233,6 +257,58 @@ class Bench:
             "python-telegram-bot": telegram.__version__,
             "sqlalchemy": sqlalchemy.__version__,
             "asyncpg": asyncpg.__version__,
+        }
+
+    # -- end to end ------------------------------------------------------------------------
+
+    async def end_to_end(self) -> None:
+        sizes = self.sizes
+        needed = max(sizes.paced_chats, sizes.saturation_chats)
+        if len(self.chats) < needed:
+            raise SystemExit(f"the end-to-end rows need {needed} users: raise --users")
+        terms = self.fixture.search_terms
+
+        def contains(*needles: str) -> Callable[[str], bool]:
+            return lambda text: any(needle in text for needle in needles)
+
+        every = [
+            Command(
+                "/get (cached)", lambda c, n: f"/get {1 + n % CACHED_REFS}", contains("<pre>"), True
+            ),
+            Command(
+                "/save", lambda c, n: f"/save Bench e2e {n}\n{SAVE_CODE}", contains("Saved"), True
+            ),
+            Command("/list", lambda c, n: "/list", contains("Your snippets"), False),
+            Command(
+                "/search",
+                lambda c, n: f"/search {terms[(c + n) % len(terms)]}",
+                contains("matching", "Nothing matches"),
+                False,
+            ),
+        ]
+        chosen = {name.strip() for name in sizes.commands.split(",")}
+        commands = [c for c in every if c.name.split()[0].removeprefix("/") in chosen]
+        load_before = loadavg()
+        began = time.perf_counter()
+        runner = EndToEnd(
+            database_url=self.database.url,
+            redis_url=self.redis_url,
+            jwt_secret=self.jwt_secret,
+            data_dir=self.data_dir,
+            chats=self.chats,
+            bot_token=BOT_TOKEN,
+            bot_username=BOT_USERNAME,
+            slice_seconds=sizes.slice_seconds,
+            slices=sizes.slices,
+            paced_chats=sizes.paced_chats,
+            saturation_chats=sizes.saturation_chats,
+            commands=commands,
+        )
+        self.results.e2e_rows = await runner.run()
+        self.results.extra["e2e"] = {
+            "load_before": load_before,
+            "load_after": loadavg(),
+            "seconds": time.perf_counter() - began,
         }
 
     # -- running rows ----------------------------------------------------------------------
@@ -279,33 +355,6 @@ class Bench:
         await self.run_row(text, check=check, rounds=1)
 
     async def framework_floors(self) -> Row:
-        if self.sizes.fake_api_floor:
-            fake, fake_updates = fake_request(self.replies)
-            application = build_application(
-                self.settings,
-                services=self.services,
-                run_worker=False,
-                request=fake,
-                rate_limit=False,
-            )
-            Floors(self.drivers, self.fixture.snippet_ids).install(application)
-            telegram = getattr(fake, "telegram")  # noqa: B009 - FakeRequest's public attribute
-            for chat_id in self.chats:
-                telegram.user(chat_id)
-                telegram.private_message(chat_id, chat_id, "hello", enqueue=False)
-            await self.start(application, with_services=False)
-            await self.run_row(lambda c, n: "/floor", check=FLOOR_OK, application=application)
-            stats = await self.run_row(
-                lambda c, n: "/floor", check=FLOOR_OK, application=application
-            )
-            self.add(
-                Row.from_stats(
-                    "framework floor (tests.fakebotapi)",
-                    stats,
-                    note="same handler through the test suite's fake Bot API",
-                )
-            )
-            del fake_updates
         await self.run_row(lambda c, n: "/floor", check=FLOOR_OK)
         lag = LoopLag()
         lag.start()
@@ -791,16 +840,19 @@ async def run(sizes: Sizes) -> Results:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = loadavg()
     async with bench(sizes) as runner:
-        await runner.framework_floors()
-        await runner.cached_get()
-        await runner.cold_get()
-        await runner.save()
-        await runner.list_first_page()
-        await runner.search()
-        await runner.logins()
-        await runner.outbox()
-        await runner.processes()
-        await runner.memory()
+        if sizes.end_to_end:
+            await runner.end_to_end()
+        if sizes.in_process:
+            await runner.framework_floors()
+            await runner.cached_get()
+            await runner.cold_get()
+            await runner.save()
+            await runner.list_first_page()
+            await runner.search()
+            await runner.logins()
+            await runner.outbox()
+            await runner.processes()
+            await runner.memory()
         results = runner.results
     results.started_at = started_at
     results.duration_seconds = time.perf_counter() - began

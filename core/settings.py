@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_file_base_url: str = "https://api.telegram.org/file/bot"
+    # Messages a second per bot, shared by every process; 0: no overall limit (groups keep theirs).
+    telegram_rate_limit: Annotated[float, Field(ge=0)] = 30
 
     data_dir: Path = Path("./var")
     database_url: str | None = None

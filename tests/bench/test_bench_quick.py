@@ -18,7 +18,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_ROWS = [
-    "framework floor (tests.fakebotapi)",
     "framework floor",
     "I/O floor: /get (cached)",
     "/get (cached)",
@@ -79,6 +78,18 @@ def test_quick_run_produces_every_row_and_the_json(tmp_path: Path) -> None:
     for row in data["rows"]:
         assert row["failures"] == 0, row
         assert row["per_second"], row
+    e2e = {(row["mode"], row["name"]): row for row in data["e2e_rows"]}
+    assert set(e2e) == {
+        (mode, name)
+        for mode in ("paced", "saturation")
+        for name in ("/get (cached)", "/list")  # --quick: two of the four commands
+    }
+    for row in e2e.values():
+        for side in (row["echo"], row["product"]):
+            assert side["failures"] == 0 and side["replies"] > 0, row
+            assert side["p50_ms"] and side["cpu_ms"] is not None, row
+        assert row["product"]["lag_max_ms"] is not None
+    assert all(target for target in e2e[("paced", "/get (cached)")]["targets"])
     compared = [row for row in data["rows"] if row["floor"]]
     assert {row["name"] for row in compared} >= {"/get (cached)", "/save", "/search"}
     assert all(row["ratio"] and row["cpu_ratio"] for row in compared)
@@ -91,5 +102,6 @@ def test_quick_run_produces_every_row_and_the_json(tmp_path: Path) -> None:
     assert data["machine"]["nproc"] and data["versions"]["postgres"]
 
     markdown = (tmp_path / "RESULTS.md").read_text()
-    for name in ("framework floor", "/get (cached)", "/search plan", "memory: bot process"):
+    for name in ("End to end", "framework floor", "/get (cached)", "/search plan", "memory: bot"):
         assert name in markdown
+    assert markdown.index("End to end") < markdown.index("In process")

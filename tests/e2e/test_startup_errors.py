@@ -98,7 +98,7 @@ async def test_a_taken_http_port(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         code, output = await run_bot(tmp_path, TELEGRAM_BOT_TOKEN=GOOD_TOKEN, HTTP_PORT=str(port))
-    assert code == 2
+    assert code == 1
     assert closing_line(output) == (
         f"snippetvault: configuration error: HTTP_PORT: 127.0.0.1:{port} is already in use "
         "(another snippetvault, or another server); set HTTP_HOST/HTTP_PORT to a free address"

@@ -33,8 +33,10 @@ class Probe:
 
 async def run_check(settings: Settings) -> int:
     print("Configuration (environment and .env; secrets masked):")
-    for name, value in _settings_rows(settings):
-        print(f"  {name:<26} {value}")
+    rows = _settings_rows(settings)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name:<{width}} {value}")
     print("\nBackends:")
     failures = 0
     for probe in _probes(settings):

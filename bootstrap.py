@@ -39,9 +39,10 @@ PURGE_INTERVAL_SECONDS = 60.0
 
 
 class VerificationLinkBuilder:
-    """The links of a verification email: `https://t.me/<bot>?start=<payload>` (the bot's
-    name is known once it has asked Telegram), and `<public_url>/app/#verify=<payload>` when
-    the HTTP server has a public address."""
+    """The links of a verification email: `https://t.me/<bot>?start=<payload>` once the bot's
+    name is known (from Telegram; an API without a bot token never learns it, and its emails
+    hold no chat link then), and `<public_url>/app/#verify=<payload>` when the HTTP server has
+    a public address."""
 
     def __init__(self, bot_username: str = "", public_url: str | None = None) -> None:
         self.bot_username = bot_username
@@ -49,7 +50,8 @@ class VerificationLinkBuilder:
 
     def __call__(self, payload: str) -> VerificationLinks:
         web = f"{self.public_url}/app/#verify={payload}" if self.public_url else None
-        return VerificationLinks(chat=f"https://t.me/{self.bot_username}?start={payload}", web=web)
+        chat = f"https://t.me/{self.bot_username}?start={payload}" if self.bot_username else None
+        return VerificationLinks(chat=chat, web=web)
 
 
 def jwt_secret(settings: Settings) -> str:

@@ -534,6 +534,12 @@ async def test_in_a_plain_browser_a_snippet_lives_and_dies_and_the_chat_sees_it(
     await page.locator(".dialog").get_by_role("button", name="Cancel").click()
     await expect(page.locator(".snippet-title")).to_have_text("Greeter")
     await page.get_by_role("button", name="Delete").click()
+    await page.go_back()  # Back answers the question with Cancel, and goes back
+    await expect(page.locator(".dialog")).to_have_count(0)
+    await expect(page.locator("[data-screen=list]")).to_be_visible()
+    await page.go_forward()
+    await expect(page.locator(".snippet-title")).to_have_text("Greeter")
+    await page.get_by_role("button", name="Delete").click()
     await page.locator(".dialog").get_by_role("button", name="Delete").click()
     await expect(page.locator("[data-screen=list]")).to_be_visible()
     await expect(page.get_by_label("Search")).to_have_value("greet")  # the search stays

@@ -68,18 +68,30 @@ let editorPlace: Place | null = null; // the editor's entry, put back when leavi
 
 // The app puts the list back where it was itself (and a snippet at its top).
 history.scrollRestoration = "manual";
-window.addEventListener("popstate", () => void arrive(here()));
+window.addEventListener("popstate", () => void arrive());
 
-async function arrive(place: Place | null): Promise<void> {
-  if (!PLACE_SCREENS.has(root.dataset.screen ?? "")) return;
+let askingToDiscard = false;
+
+async function arrive(): Promise<void> {
+  if (!PLACE_SCREENS.has(root.dataset.screen ?? "") || askingToDiscard) return;
+  dismissDialog?.(); // Back answers an open dialog (a delete's confirmation…) with Cancel
   if (dirty) {
     const left = editorPlace;
-    if (!(await confirmDialog("Discard your changes?", "What you changed here is not saved.", "Discard", true))) {
+    askingToDiscard = true;
+    let discard = false;
+    try {
+      discard = await confirmDialog("Discard your changes?", "What you changed here is not saved.", "Discard", true);
+    } finally {
+      askingToDiscard = false;
+    }
+    if (!discard) {
       if (left) go(left); // stay: the editor's entry is on top again
       return;
     }
     setDirty(false);
   }
+  // Where history stands now (Back may have been pressed again while the question was open).
+  const place = here();
   const shown = current;
   if (!place || place.sv === "list") {
     showList(filterBy(place?.tag ?? ""));
@@ -709,15 +721,21 @@ function wireTelegram(): void {
 
 // Dialogs and toasts --------------------------------------------------------------------------
 
+let dismissDialog: (() => void) | null = null; // the open dialog's Cancel
+
 function modal(build: (close: (value: string | null) => void) => HTMLElement[]): Promise<string | null> {
   return new Promise((resolve) => {
+    dismissDialog?.();
     const previous = document.activeElement as HTMLElement | null;
     const overlay = h("div", { class: "overlay" });
     const close = (value: string | null) => {
+      if (dismissDialog === cancel) dismissDialog = null;
       overlay.remove();
       previous?.focus?.();
       resolve(value);
     };
+    const cancel = () => close(null);
+    dismissDialog = cancel;
     const box = h("div", { class: "dialog", role: "dialog", "aria-modal": "true" }, ...build(close));
     overlay.append(box);
     overlay.addEventListener("keydown", (event) => {

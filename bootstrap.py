@@ -35,13 +35,15 @@ from storage.database import Database
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 60.0
-"""How often deleted snippets past their undo window are removed for good."""
+"""How often deleted snippets past their undo window are removed for good, and attempts no
+rule reads any more are forgotten."""
 
 
 class VerificationLinkBuilder:
-    """The links of a verification email: `https://t.me/<bot>?start=<payload>` (the bot's
-    name is known once it has asked Telegram), and `<public_url>/app/#verify=<payload>` when
-    the HTTP server has a public address."""
+    """The links of a verification email: `https://t.me/<bot>?start=<payload>` once the bot's
+    name is known (from Telegram; an API without a bot token never learns it, and its emails
+    hold no chat link then), and `<public_url>/app/#verify=<payload>` when the HTTP server has
+    a public address."""
 
     def __init__(self, bot_username: str = "", public_url: str | None = None) -> None:
         self.bot_username = bot_username
@@ -49,7 +51,8 @@ class VerificationLinkBuilder:
 
     def __call__(self, payload: str) -> VerificationLinks:
         web = f"{self.public_url}/app/#verify={payload}" if self.public_url else None
-        return VerificationLinks(chat=f"https://t.me/{self.bot_username}?start={payload}", web=web)
+        chat = f"https://t.me/{self.bot_username}?start={payload}" if self.bot_username else None
+        return VerificationLinks(chat=chat, web=web)
 
 
 def jwt_secret(settings: Settings) -> str:
@@ -105,19 +108,32 @@ class Services:
         self._worker_task = None
 
     def start_purge(self, interval_seconds: float = PURGE_INTERVAL_SECONDS) -> None:
-        """Removes for good, every so often, what was deleted longer ago than the undo window."""
+        """The background maintenance of every long-running command (`run`, `api`, `worker`):
+        every so often, removes for good what was deleted longer ago than the undo window and
+        forgets the login, signup and reset attempts that no limit reads any more. Each step is
+        one idempotent statement, so processes purging at once do no harm."""
         if self._purge_task is None:
             self._purge_stop.clear()
             self._purge_task = asyncio.create_task(self._purge_forever(interval_seconds))
 
+    async def purge_once(self) -> None:
+        """One round of the maintenance; a failed step is logged and tried again next round."""
+        try:
+            purged = await self.organise.purge_deleted()
+            if purged:
+                log.info("purged %d deleted snippets past their undo window", purged)
+        except Exception:  # the database may be away for a while: try again later
+            log.warning("purging deleted snippets failed", exc_info=True)
+        try:
+            forgotten = await self.accounts.purge_attempts()
+            if forgotten:
+                log.info("forgot %d attempts past every limit's window", forgotten)
+        except Exception:
+            log.warning("purging old attempts failed", exc_info=True)
+
     async def _purge_forever(self, interval_seconds: float) -> None:
         while not self._purge_stop.is_set():
-            try:
-                purged = await self.organise.purge_deleted()
-                if purged:
-                    log.info("purged %d deleted snippets past their undo window", purged)
-            except Exception:  # the database may be away for a while: try again later
-                log.warning("purging deleted snippets failed", exc_info=True)
+            await self.purge_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._purge_stop.wait(), interval_seconds)
 

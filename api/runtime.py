@@ -107,6 +107,7 @@ class Runtime:
                 services.set_bot_username(username)
             if self.with_worker:
                 services.start_worker()
+            services.start_purge()
             app.state.services = services
             yield
         finally:

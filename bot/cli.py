@@ -170,15 +170,20 @@ def _worker(settings: Settings, options: argparse.Namespace) -> int:
     return 0
 
 
-async def _work(settings: Settings) -> None:
+async def _work(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """The outbox worker, and the background maintenance every long-running command does
+    (deployments may run no `snippetvault run` without `--no-worker`). Until SIGINT/SIGTERM,
+    or until `stop` (tests) is set."""
     from bootstrap import bootstrap
 
     services = await bootstrap(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
     log.info("email worker started")
+    services.start_purge()
     try:
         await services.worker.run(stop)
     finally:

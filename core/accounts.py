@@ -63,6 +63,11 @@ def normalise_email(raw: str) -> str:
     return email
 
 
+KNOWN_CLIENT_KEYS = "login:known:"
+"""The attempts under keys starting so are not failures: each says a client logged in to an
+account (one per account and client, kept `Limits.known_client_for`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     failed_attempts: int = 10
@@ -76,11 +81,17 @@ class Limits:
     known_client_for: timedelta = timedelta(days=90)
     """A client that logged in to an account is spared the account's waits this long."""
     requests_per_hour: int = 10
-    """Signups and reset requests per client, and per address, in an hour."""
+    """Signups and reset requests per client, and per address, in `request_window`."""
+    request_window: timedelta = timedelta(hours=1)
     verification_ttl: timedelta = timedelta(hours=24)
     reset_ttl: timedelta = timedelta(minutes=30)
     emails_per_hour: int = 3
     """Verification or reset emails one address may receive in an hour."""
+
+    @property
+    def attempt_retention(self) -> timedelta:
+        """How long a counted attempt (a failure, a request) matters to any rule."""
+        return max(self.attempt_window, self.request_window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +225,7 @@ class AccountService:
         account_key = f"login:email:{account}"
         pair_key = f"login:email:{account}:{client.kind}:{client.key}"
         client_key = _client_key("login", client)
-        known_key = f"login:known:{account}:{client.kind}:{client.key}"
+        known_key = f"{KNOWN_CLIENT_KEYS}{account}:{client.kind}:{client.key}"
         now = self._now()
         async with self._uow() as uow:
             await uow.autocommit()
@@ -250,6 +261,7 @@ class AccountService:
             await uow.attempts.discard(attempt[:1])
             await uow.attempts.clear(account_key)
             await uow.attempts.clear(pair_key)
+            await uow.attempts.clear(known_key)  # one row per account and client, however often
             await uow.attempts.add(known_key, now)
             alert = wants_email(user, EmailKind.LOGIN_ALERT)
             if alert:
@@ -483,6 +495,20 @@ class AccountService:
                 return token
         return None
 
+    async def purge_attempts(self) -> int:
+        """Forgets the attempts no rule reads any more (older than their longest window), so
+        that the table of attempts stays bounded whatever a crowd of clients tries; returns
+        how many went. Harmless when several processes purge at once."""
+        now = self._now()
+        async with self._uow() as uow:
+            await uow.autocommit()
+            # Older than the longest rule: everything, known clients included.
+            purged = await uow.attempts.purge_before(now - self._limits.known_client_for)
+            purged += await uow.attempts.purge_before(
+                now - self._limits.attempt_retention, sparing=KNOWN_CLIENT_KEYS
+            )
+        return purged
+
     async def _check_throttle(self, uow: UnitOfWork, keys: list[str]) -> None:
         since = self._now() - self._limits.attempt_window
         for key in keys:
@@ -501,7 +527,7 @@ class AccountService:
             keys,
             limited=keys,
             delayed=None,
-            window=timedelta(hours=1),
+            window=self._limits.request_window,
             limit=self._limits.requests_per_hour,
         )
 

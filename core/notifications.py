@@ -28,9 +28,10 @@ MESSAGE_ID_DOMAIN = "snippetvault"
 
 @dataclass(frozen=True, slots=True)
 class VerificationLinks:
-    """Where a verification payload can be opened: in the chat app, and on the web."""
+    """Where a verification payload can be opened: in the chat app (once the bot's name is
+    known), and on the web (with a public address); the email leaves out what is None."""
 
-    chat: str
+    chat: str | None
     web: str | None = None
 
 
@@ -41,7 +42,7 @@ VerifyLinks = Callable[[str], VerificationLinks]
 
 def no_links(payload: str) -> VerificationLinks:
     """For use cases that send no verification email."""
-    return VerificationLinks(chat="")
+    return VerificationLinks(chat=None)
 
 
 def wants_email(user: User, kind: EmailKind) -> bool:
@@ -68,7 +69,9 @@ def _describe(event: Event, verify_links: VerifyLinks) -> tuple[EmailKind, User,
     match event:
         case UserSignedUp(user=user, verify_code=code, verify_payload=payload, expires_at=exp):
             links = verify_links(payload)
-            context = {"link": links.chat, "code": code, "expires_at": exp.isoformat()}
+            context = {"code": code, "expires_at": exp.isoformat()}
+            if links.chat:
+                context["link"] = links.chat
             if links.web:
                 context["web_link"] = links.web
             return EmailKind.VERIFY_EMAIL, user, context

@@ -202,6 +202,10 @@ class AttemptRepository(Protocol):
 
     async def clear(self, key: str) -> None: ...
 
+    async def purge_before(self, before: datetime, *, sparing: str = "") -> int:
+        """Deletes the attempts made before `before`, except under keys that start with
+        `sparing` (when given); returns how many went."""
+
 
 class FlowRepository(Protocol):
     async def get(self, chat_id: int) -> ChatFlow | None:

@@ -528,6 +528,15 @@ class SqlAttemptRepository(_Repository):
     async def clear(self, key: str) -> None:
         await self._execute(sa.delete(login_attempts).where(login_attempts.c.key == key))
 
+    async def purge_before(self, before: datetime, *, sparing: str = "") -> int:
+        statement = sa.delete(login_attempts).where(login_attempts.c.at < before)
+        if sparing:
+            statement = statement.where(
+                sa.not_(login_attempts.c.key.startswith(sparing, autoescape=True))
+            )
+        result = await self._execute(statement)
+        return int(result.rowcount or 0)
+
 
 class SqlFlowRepository(_Repository):
     def __init__(self, connection: AsyncConnection, clock: Clock) -> None:

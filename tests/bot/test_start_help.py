@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from telegram.ext import CommandHandler
+
 from bot.render import COMMANDS
 from tests.bot.conftest import BotHarness
 
@@ -44,6 +46,26 @@ async def test_help_lists_every_command_with_an_example(harness: BotHarness) -> 
         example = lines[index + 1].strip()
         assert example.startswith(f"/{name}"), (name, example)
     assert "/save Quick sort\ndef sort(xs): ..." in text
+
+
+async def test_help_and_the_menu_list_every_command_the_bot_answers(harness: BotHarness) -> None:
+    """Not only the contract's: /rename, /tag, /history, /share, /export… too (/start is the
+    welcome itself)."""
+    answered = {
+        command
+        for handlers in harness.app.handlers.values()
+        for handler in handlers
+        if isinstance(handler, CommandHandler)
+        for command in handler.commands
+    } - {"start"}
+    text = await harness.say(1, "/help")
+    lines = text.splitlines()
+
+    assert answered >= {"rename", "tag", "untag", "tags", "history", "share", "shares", "export"}
+    assert {name for name, _, _ in COMMANDS} == answered
+    for name in answered:
+        index = next(i for i, line in enumerate(lines) if line.startswith(f"/{name} — "))
+        assert lines[index + 1].strip().startswith(f"/{name}"), name
 
 
 async def test_help_examples_are_shown_literally_not_as_markup(harness: BotHarness) -> None:

@@ -37,6 +37,43 @@ def test_the_links_builder_gives_the_chat_link_and_a_web_link_with_a_public_url(
     assert web.web == "https://vault.example.com/app/#verify=p4y"
 
 
+def test_the_links_builder_gives_no_chat_link_before_it_knows_the_bot_name() -> None:
+    assert VerificationLinkBuilder()("p4y").chat is None
+    links = VerificationLinkBuilder(public_url="https://vault.example.com")("p4y")
+    assert (links.chat, links.web) == (None, "https://vault.example.com/app/#verify=p4y")
+
+
+async def test_without_a_bot_name_the_verification_email_leaves_the_chat_link_out(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """`snippetvault api` without TELEGRAM_BOT_TOKEN never learns the bot's name."""
+    settings = load_settings(
+        data_dir=tmp_path,
+        database_url=sqlite_url,
+        public_url="https://vault.example.com",
+        _env_file=None,
+    )
+    transport = Recording(tmp_path / "unused")
+    services = await bootstrap(
+        settings, clock=lambda: NOW, hasher=PasswordHasher(rounds=4), mail_transport=transport
+    )
+    try:
+        await services.accounts.signup("ada@example.com", "correct-horse-9", Client.chat(1))
+        assert await services.worker.drain_once() == 1
+    finally:
+        await services.close()
+
+    [message] = transport.sent
+    assert isinstance(message, EmailMessage)
+    for kind in ("plain", "html"):
+        body = message.get_body((kind,))
+        assert body is not None
+        text = str(body.get_content())
+        assert "t.me" not in text
+        assert "https://vault.example.com/app/#verify=" in text
+        assert "/verify " in text
+
+
 async def test_bootstrap_runs_everything_on_what_it_is_given(
     tmp_path: Path, sqlite_url: str
 ) -> None:

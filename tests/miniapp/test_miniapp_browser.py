@@ -4,7 +4,9 @@ SMTP server in the test process.
 
 1. In a plain browser: sign in with email and password, create a snippet by typing into the
    editor, find it by search, edit, rename and delete it; the chat sees each change, and the
-   create, get and delete emails arrive.
+   create, get and delete emails arrive. The browser's own Back and Forward step between the
+   list, a snippet and the editor (asking before unsaved changes are dropped), and snippets'
+   tags show as chips that filter the list.
 2. As inside Telegram: signed launch data for a user whose chat is logged in opens that
    account's list in Telegram's dark theme; forged, expired and not-logged-in launch data each
    end on their refusal screen; after /logout in the chat the app's next request is refused.
@@ -444,26 +446,62 @@ async def test_in_a_plain_browser_a_snippet_lives_and_dies_and_the_chat_sees_it(
     await page.screenshot(path=shoot(screenshot_dir, "desktop-light-snippet"))
 
     # Back to the list; find it by search (another snippet, from the chat, stays out).
-    await chat.say("/save Unrelated\nSELECT 1;", "Fetch it with /get")
+    await chat.say("/save Unrelated #sql\nSELECT 1;", "Fetch it with /get")
     await page.get_by_role("button", name="Back").click()
     await expect(page.locator(".snippet")).to_have_count(2)
+    await expect(page.locator(".list-status")).to_have_text("2 in all")
+    await expect(page.get_by_role("button", name="Show more")).to_be_hidden()  # nothing more
+
+    # Tags show as chips; one shows the list of its tag, and the browser's Back undoes that.
+    unrelated = page.locator(".snippets li", has_text="Unrelated")
+    await expect(unrelated.locator(".tag")).to_have_text("#sql")
+    await expect(page.locator(".snippets .tag")).to_have_count(1)
+    await page.screenshot(path=shoot(screenshot_dir, "desktop-light-tags"))
+    await unrelated.locator(".tag").click()
+    await expect(page.locator(".bar h1")).to_have_text("#sql")
+    await expect(page.locator(".snippet")).to_have_count(1)
+    await expect(page.locator(".snippet .title")).to_have_text("Unrelated")
+    await page.go_back()
+    await expect(page.locator(".bar h1")).to_have_text("Your snippets")
+    await expect(page.locator(".snippet")).to_have_count(2)
+    await chat.say("/tag 1 demo", "#demo")
     await page.get_by_label("Search").fill("hello")
     await expect(page.locator(".snippet")).to_have_count(1)
     await expect(page.locator(".snippet .title")).to_have_text("Greeting <b>bold?</b>")
     await page.get_by_label("Search").fill("no such thing anywhere")
     await expect(page.get_by_text("Nothing found")).to_be_visible()
     await page.get_by_label("Search").fill("greet")
+    await expect(page.locator(".snippet")).to_have_count(1)
+    await expect(page.locator(".snippet .title")).to_have_text("Greeting <b>bold?</b>")
+    await expect(page.locator(".snippets .tag")).to_have_text("#demo")
     await page.locator(".snippet").first.click()
     await expect(page.locator(".snippet-title")).to_have_text("Greeting <b>bold?</b>")
+    await expect(page.locator(".snippet-view .tag")).to_have_text("#demo")
+    await page.screenshot(path=shoot(screenshot_dir, "desktop-light-snippet-tagged"))
     retrieved = await server.mail(address, SUBJECT_RETRIEVED)
     assert "Hello, {name}!" in retrieved.text()
+
+    # The browser's Back leads to the list (as it was), Forward to the snippet again.
+    await page.go_back()
+    await expect(page.locator("[data-screen=list]")).to_be_visible()
+    await expect(page.get_by_label("Search")).to_have_value("greet")
+    await expect(page.locator(".snippet")).to_have_count(1)
+    await page.go_forward()
+    await expect(page.locator(".snippet-title")).to_have_text("Greeting <b>bold?</b>")
+    # The view's chip: the list of that tag; Back returns to the snippet.
+    await page.locator(".snippet-view .tag").click()
+    await expect(page.locator(".bar h1")).to_have_text("#demo")
+    await expect(page.locator(".snippet .title")).to_have_text("Greeting <b>bold?</b>")
+    await page.go_back()
+    await expect(page.locator(".snippet-title")).to_have_text("Greeting <b>bold?</b>")
+    await expect(page.locator("[data-screen=view] .cm-content")).to_contain_text("def greet")
 
     # Copy.
     await page.get_by_role("button", name="Copy").click()
     await expect(page.locator("#toast")).to_have_text("Copied to the clipboard")
     assert await page.evaluate("navigator.clipboard.readText()") == "\n".join(code)
 
-    # Edit in the editor: one more line.
+    # Edit in the editor: one more line. Back with the change unsaved asks first.
     await page.get_by_role("button", name="Edit").click()
     await page.locator(".code.editing .cm-content").click()
     await page.keyboard.press("Control+End")
@@ -471,7 +509,14 @@ async def test_in_a_plain_browser_a_snippet_lives_and_dies_and_the_chat_sees_it(
     await page.keyboard.press("Shift+Home")
     await page.keyboard.press("Delete")
     await page.keyboard.type("print(greet('Ada'))")
+    await page.go_back()
+    await page.locator(".dialog").get_by_role("button", name="Cancel").click()
+    await expect(page.locator("[data-screen=edit] .cm-content")).to_contain_text("greet('Ada')")
     await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("[data-screen=view] .cm-content")).to_contain_text("greet('Ada')")
+    await page.go_back()  # from the saved snippet, Back goes to the list, not the editor
+    await expect(page.locator("[data-screen=list]")).to_be_visible()
+    await page.go_forward()
     await expect(page.locator("[data-screen=view] .cm-content")).to_contain_text("greet('Ada')")
     edited_code = "\n".join([*code, "print(greet('Ada'))"])
     shown = await chat.say("/get 1", "print(greet('Ada'))")
@@ -487,6 +532,12 @@ async def test_in_a_plain_browser_a_snippet_lives_and_dies_and_the_chat_sees_it(
     # Delete, after a confirmation that can be cancelled.
     await page.get_by_role("button", name="Delete").click()
     await page.locator(".dialog").get_by_role("button", name="Cancel").click()
+    await expect(page.locator(".snippet-title")).to_have_text("Greeter")
+    await page.get_by_role("button", name="Delete").click()
+    await page.go_back()  # Back answers the question with Cancel, and goes back
+    await expect(page.locator(".dialog")).to_have_count(0)
+    await expect(page.locator("[data-screen=list]")).to_be_visible()
+    await page.go_forward()
     await expect(page.locator(".snippet-title")).to_have_text("Greeter")
     await page.get_by_role("button", name="Delete").click()
     await page.locator(".dialog").get_by_role("button", name="Delete").click()

@@ -8,6 +8,7 @@ export interface SnippetSummary {
   language: string;
   created_at: string;
   updated_at?: string;
+  tags?: string[];
 }
 
 export interface Snippet extends SnippetSummary {
@@ -124,9 +125,10 @@ export const api = {
   verify: (code: string) => request<unknown>("POST", "/auth/verify", { code }, false),
   logout: () => request<void>("POST", "/auth/logout"),
   me: () => request<{ id: string; email: string; is_verified: boolean }>("GET", "/me"),
-  list: (q: string, offset: number, limit: number) => {
+  list: (q: string, offset: number, limit: number, tag = "") => {
     const query = new URLSearchParams({ limit: String(limit), offset: String(offset) });
     if (q) query.set("q", q);
+    if (tag) query.set("tag", tag);
     return request<Page>("GET", `/snippets?${query}`);
   },
   get: (id: string) => request<Snippet>("GET", `/snippets/${encodeURIComponent(id)}`),

@@ -24,6 +24,7 @@ let dirty = false;
 
 const list = {
   query: "",
+  tag: "", // only snippets with this tag (a chip was clicked)
   items: [] as SnippetSummary[],
   total: 0,
   loading: false,
@@ -32,6 +33,108 @@ const list = {
   scrollY: 0,
   stale: true, // a snippet changed since the list was loaded
 };
+
+// Navigation ----------------------------------------------------------------------------------
+//
+// Each place Back should return to is a browser history entry: the list at the bottom, a
+// snippet above it, the editor above that (a list filtered by a tag above what it came from).
+// Back — the browser's, the app's ← and Telegram's BackButton alike — is `history.back()`,
+// and `popstate` shows the place arrived at. The address itself never changes.
+
+type Place =
+  | { sv: "list"; tag?: string }
+  | { sv: "view"; id: string }
+  | { sv: "edit"; id: string }
+  | { sv: "create" };
+
+/** The screens of a signed-in user, where history entries lead; on the others (sign-in,
+ * refusals, verification) Back changes nothing in the app. */
+const PLACE_SCREENS = new Set(["list", "loading", "error", "view", "create", "edit"]);
+
+function here(): Place | null {
+  const state = history.state as Place | null;
+  return state && typeof state === "object" && "sv" in state ? state : null;
+}
+
+function go(place: Place): void {
+  history.pushState(place, "");
+}
+
+function goBack(): void {
+  history.back();
+}
+
+let editorPlace: Place | null = null; // the editor's entry, put back when leaving is cancelled
+
+// The app puts the list back where it was itself (and a snippet at its top).
+history.scrollRestoration = "manual";
+window.addEventListener("popstate", () => void arrive());
+
+let askingToDiscard = false;
+
+async function arrive(): Promise<void> {
+  if (!PLACE_SCREENS.has(root.dataset.screen ?? "") || askingToDiscard) return;
+  dismissDialog?.(); // Back answers an open dialog (a delete's confirmation…) with Cancel
+  if (dirty) {
+    const left = editorPlace;
+    askingToDiscard = true;
+    let discard = false;
+    try {
+      discard = await confirmDialog("Discard your changes?", "What you changed here is not saved.", "Discard", true);
+    } finally {
+      askingToDiscard = false;
+    }
+    if (!discard) {
+      if (left) go(left); // stay: the editor's entry is on top again
+      return;
+    }
+    setDirty(false);
+  }
+  // Where history stands now (Back may have been pressed again while the question was open).
+  const place = here();
+  const shown = current;
+  if (!place || place.sv === "list") {
+    showList(filterBy(place?.tag ?? ""));
+  } else if (place.sv === "view" || place.sv === "edit") {
+    if (shown && String(shown.ref) === place.id) {
+      if (place.sv === "view") await showSnippet(shown);
+      else await showEditor(shown);
+    } else {
+      // Not at hand (a forward step after leaving it): fetch it, and show it, not the editor.
+      history.replaceState({ sv: "view", id: place.id } satisfies Place, "");
+      await openSnippet(place.id);
+    }
+  } else await showEditor(null);
+}
+
+/** Sets the list's tag filter; true when it changed (the list must load again). */
+function filterBy(tag: string): boolean {
+  if (list.tag === tag) return false;
+  list.tag = tag;
+  return true;
+}
+
+/** A snippet's tags as chips; a click shows the list of that tag (a new history entry). */
+function tagChips(tags: string[] | undefined): HTMLElement | null {
+  if (!tags?.length) return null;
+  return h(
+    "div",
+    { class: "tags" },
+    ...tags.map((tag) =>
+      h("button", {
+        type: "button", class: "tag", "aria-label": `Show snippets tagged ${tag}`,
+        onclick: () => showTag(tag),
+      }, `#${tag}`),
+    ),
+  );
+}
+
+function showTag(tag: string): void {
+  if (root.dataset.screen === "list") list.scrollY = window.scrollY;
+  go({ sv: "list", tag });
+  filterBy(tag);
+  showList(true);
+}
 
 // Screens --------------------------------------------------------------------------------------
 
@@ -216,9 +319,22 @@ function showList(reload = true): void {
       void reloadList(items, status, more);
     }, SEARCH_DELAY_MS);
   });
-  const actions = [button("New", () => showEditor(null), "primary", { "aria-label": "New snippet" })];
+  const actions = [button("New", newSnippet, "primary", { "aria-label": "New snippet" })];
   if (!launch) actions.push(button("Sign out", () => void signOut(), "quiet"));
-  screen("list", topBar("Your snippets", actions), h("div", { class: "search-row" }, search), items, status, more);
+  const filter = list.tag
+    ? h("div", { class: "filter-row" },
+        h("span", {}, "Tagged ", h("span", { class: "tag" }, `#${list.tag}`)),
+        button("Show all", showAll, "quiet", { "aria-label": "Show all snippets" }))
+    : null;
+  screen(
+    "list",
+    topBar(list.tag ? `#${list.tag}` : "Your snippets", actions, list.tag ? goBack : undefined),
+    h("div", { class: "search-row" }, search),
+    filter,
+    items,
+    status,
+    more,
+  );
   const sentinel = h("div", { class: "sentinel" });
   root.append(sentinel);
   // Endless scroll: the next page loads as the end of the list comes into view.
@@ -250,7 +366,7 @@ async function loadMore(items: HTMLElement, status: HTMLElement, more: HTMLButto
     status.textContent = "Loading…";
   }
   try {
-    const page = await authorized(() => api.list(list.query, list.items.length, PAGE_SIZE));
+    const page = await authorized(() => api.list(list.query, list.items.length, PAGE_SIZE, list.tag));
     if (page === null || generation !== list.generation) return; // signed out, or a newer search
     list.items = list.items.concat(page.items);
     list.total = page.total;
@@ -277,12 +393,14 @@ function renderItems(items: HTMLElement, status: HTMLElement, more: HTMLButtonEl
     );
   } else if (!list.items.length && list.query) {
     replace(status, message("info", "Nothing found", `No snippet matches “${list.query}”.`));
+  } else if (!list.items.length && list.tag) {
+    replace(status, message("info", "Nothing found", `No snippet is tagged #${list.tag}.`));
   } else if (!list.items.length) {
     replace(
       status,
       message("info", "No snippets yet",
         "Create one here, or save one in the chat with /save.",
-        button("Create a snippet", () => showEditor(null), "primary")),
+        button("Create a snippet", newSnippet, "primary")),
     );
   } else {
     status.textContent = list.items.length < list.total ? `${list.items.length} of ${list.total}` : `${list.total} in all`;
@@ -292,14 +410,33 @@ function renderItems(items: HTMLElement, status: HTMLElement, more: HTMLButtonEl
 function listItem(item: SnippetSummary): HTMLElement {
   return h(
     "li",
-    {},
+    { class: item.tags?.length ? "tagged" : undefined },
     h(
       "button",
-      { type: "button", class: "snippet", onclick: () => void openSnippet(String(item.ref)) },
+      { type: "button", class: "snippet", onclick: () => viewSnippet(String(item.ref)) },
       h("span", { class: "title" }, item.title),
       h("span", { class: "meta" }, `#${item.ref} · ${languageLabel(item.language)} · ${formatDate(item.created_at)}`),
     ),
+    tagChips(item.tags),
   );
+}
+
+function viewSnippet(id: string): void {
+  list.scrollY = window.scrollY;
+  go({ sv: "view", id });
+  void openSnippet(id);
+}
+
+function newSnippet(): void {
+  go({ sv: "create" });
+  void showEditor(null);
+}
+
+/** Leaves the tag filter where it stands (the entries beneath stay as they were). */
+function showAll(): void {
+  history.replaceState({ sv: "list" } satisfies Place, "");
+  filterBy("");
+  showList(true);
 }
 
 async function signOut(): Promise<void> {
@@ -315,15 +452,8 @@ async function signOut(): Promise<void> {
 
 let current: Snippet | null = null;
 
-/** Back to the list as it was (loaded pages, scroll position), unless a snippet changed. */
-function backToList(): void {
-  current = null;
-  showList(false);
-}
-
 async function openSnippet(id: string): Promise<void> {
-  list.scrollY = window.scrollY;
-  screen("loading", topBar("Snippet", [], backToList), h("p", { class: "list-status loading" }, "Loading…"));
+  screen("loading", topBar("Snippet", [], goBack), h("p", { class: "list-status loading" }, "Loading…"));
   try {
     const snippet = await authorized(() => api.get(id));
     if (snippet === null) return;
@@ -334,10 +464,10 @@ async function openSnippet(id: string): Promise<void> {
     if (missing) list.stale = true;
     screen(
       "error",
-      topBar("Snippet", [], backToList),
+      topBar("Snippet", [], goBack),
       message("error", missing ? "Snippet not found" : "Could not open the snippet",
         missing ? "It may have been deleted, in the chat or elsewhere." : errorText(failure),
-        button("Back to the list", backToList, "primary")),
+        button("Back to the list", goBack, "primary")),
     );
   }
 }
@@ -347,18 +477,19 @@ async function showSnippet(snippet: Snippet): Promise<void> {
   const copy = button("Copy", () => void copyCode(snippet.code), "primary");
   screen(
     "view",
-    topBar("Snippet", [], backToList),
+    topBar("Snippet", [], goBack),
     h(
       "article",
       { class: "snippet-view" },
       h("h2", { class: "snippet-title" }, snippet.title),
       h("p", { class: "meta" },
         `#${snippet.ref} · ${languageLabel(snippet.language)} · ${formatDate(snippet.updated_at ?? snippet.created_at)}`),
+      tagChips(snippet.tags),
       h(
         "div",
         { class: "actions" },
         copy,
-        button("Edit", () => void showEditor(snippet)),
+        button("Edit", () => editSnippet(snippet)),
         button("Rename", () => void rename(snippet)),
         button("Delete", () => void remove(snippet), "danger"),
       ),
@@ -368,6 +499,11 @@ async function showSnippet(snippet: Snippet): Promise<void> {
   const { createEditor } = await loadEditor();
   if (root.dataset.screen !== "view" || current !== snippet) return;
   editor = createEditor(code, snippet.code, { readOnly: true, language: snippet.language });
+}
+
+function editSnippet(snippet: Snippet): void {
+  go({ sv: "edit", id: String(snippet.ref) });
+  void showEditor(snippet);
 }
 
 async function copyCode(code: string): Promise<void> {
@@ -413,13 +549,15 @@ async function remove(snippet: Snippet): Promise<void> {
     });
     if (done === null) return;
     list.stale = true;
+    current = null;
     toast("Deleted");
-    backToList();
+    goBack();
   } catch (failure) {
     if (failure instanceof ApiError && failure.status === 404) {
       list.stale = true;
+      current = null;
       toast("It was already deleted.");
-      backToList();
+      goBack();
     } else toast(errorText(failure), true);
   }
 }
@@ -453,7 +591,7 @@ async function showEditor(snippet: Snippet | null): Promise<void> {
   const code = h("div", { class: "code editing" });
   const error = h("p", { class: "form-error", role: "alert" });
   const save = button(creating ? "Create" : "Save", () => void submit(), "primary");
-  const leave = () => void leaveEditor(snippet);
+  const leave = () => void leaveEditor();
   screen(
     creating ? "create" : "edit",
     topBar(creating ? "New snippet" : "Edit snippet", [], leave),
@@ -474,6 +612,7 @@ async function showEditor(snippet: Snippet | null): Promise<void> {
     void editor?.setLanguage(language.value || PLAIN_TEXT);
   });
   mainAction = () => void submit();
+  editorPlace = here();
   syncTelegramButtons(creating ? "Create snippet" : "Save changes");
 
   let busy = false;
@@ -510,7 +649,11 @@ async function showEditor(snippet: Snippet | null): Promise<void> {
       list.stale = true;
       current = saved;
       toast(creating ? "Created" : "Saved");
-      await showSnippet(saved);
+      if (creating) {
+        // The new snippet takes the editor's place: Back from it goes to the list.
+        history.replaceState({ sv: "view", id: String(saved.ref) } satisfies Place, "");
+        await showSnippet(saved);
+      } else goBack(); // to the snippet's entry, shown from `current`
     } catch (failure) {
       error.textContent = errorText(failure);
       webApp()?.HapticFeedback?.notificationOccurred?.("error");
@@ -532,13 +675,12 @@ async function showEditor(snippet: Snippet | null): Promise<void> {
   else editor.view.focus();
 }
 
-async function leaveEditor(snippet: Snippet | null): Promise<void> {
+async function leaveEditor(): Promise<void> {
   if (dirty && !(await confirmDialog("Discard your changes?", "What you changed here is not saved.", "Discard", true))) {
     return;
   }
   setDirty(false);
-  if (snippet) await showSnippet(snippet);
-  else backToList();
+  goBack();
 }
 
 function setDirty(value: boolean): void {
@@ -579,15 +721,21 @@ function wireTelegram(): void {
 
 // Dialogs and toasts --------------------------------------------------------------------------
 
+let dismissDialog: (() => void) | null = null; // the open dialog's Cancel
+
 function modal(build: (close: (value: string | null) => void) => HTMLElement[]): Promise<string | null> {
   return new Promise((resolve) => {
+    dismissDialog?.();
     const previous = document.activeElement as HTMLElement | null;
     const overlay = h("div", { class: "overlay" });
     const close = (value: string | null) => {
+      if (dismissDialog === cancel) dismissDialog = null;
       overlay.remove();
       previous?.focus?.();
       resolve(value);
     };
+    const cancel = () => close(null);
+    dismissDialog = cancel;
     const box = h("div", { class: "dialog", role: "dialog", "aria-modal": "true" }, ...build(close));
     overlay.append(box);
     overlay.addEventListener("keydown", (event) => {
@@ -663,10 +811,15 @@ async function verifyFromLink(code: string): Promise<void> {
 
 function startSignedIn(): void {
   const wanted = new URLSearchParams(location.search).get("snippet");
+  filterBy("");
   if (wanted && /^\d{1,10}$/.test(wanted)) {
-    history.replaceState(null, "", location.pathname + location.hash);
-    void openSnippet(wanted);
-  } else showList(true);
+    // The list goes beneath the snippet a button opened: Back leads there, not out.
+    history.replaceState({ sv: "list" } satisfies Place, "", location.pathname + location.hash);
+    viewSnippet(wanted);
+  } else {
+    history.replaceState({ sv: "list" } satisfies Place, "");
+    showList(true);
+  }
 }
 
 async function start(): Promise<void> {

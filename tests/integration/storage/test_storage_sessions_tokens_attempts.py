@@ -198,3 +198,29 @@ async def test_attempts_are_counted_per_key_within_a_window_and_cleared(
     async with uow_factory() as uow:
         assert await uow.attempts.count_since(key, T0) == 0
         assert await uow.attempts.count_since(other_key, T0) == 1
+
+
+async def test_attempts_before_a_time_are_purged_except_the_spared_keys(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    tag = uuid.uuid4().hex
+    spared = f"known_{tag}:"  # `_` and `%` are no wildcards here
+    kept, look_alike, plain = f"{spared}ada", f"knownX{tag}:ada", f"login:chat:{tag}"
+    async with uow_factory() as uow:
+        for key in (kept, look_alike, plain):
+            await uow.attempts.add(key, T0)
+            await uow.attempts.add(key, T0 + timedelta(hours=2))
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.attempts.purge_before(T0 + timedelta(hours=1), sparing=spared) == 2
+        await uow.commit()
+    async with uow_factory() as uow:
+        counts = [await uow.attempts.count_since(key, T0) for key in (kept, look_alike, plain)]
+        assert counts == [2, 1, 1]
+        assert await uow.attempts.purge_before(T0 + timedelta(hours=1)) == 1
+        assert await uow.attempts.purge_before(T0 + timedelta(hours=3)) == 3
+        await uow.commit()
+    async with uow_factory() as uow:
+        left = [await uow.attempts.count_since(key, T0) for key in (kept, look_alike, plain)]
+        assert left == [0, 0, 0]

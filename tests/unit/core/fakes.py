@@ -718,6 +718,19 @@ class FakeAttemptRepository(_Repository):
 
         self._uow.change(clear)
 
+    async def purge_before(self, before: datetime, *, sparing: str = "") -> int:
+        def purge(tables: Tables) -> int:
+            old = [
+                attempt_id
+                for attempt_id, (key, at) in tables.attempts.items()
+                if at < before and not (sparing and key.startswith(sparing))
+            ]
+            for attempt_id in old:
+                del tables.attempts[attempt_id]
+            return len(old)
+
+        return self._uow.change(purge)
+
 
 _attempt_ids = itertools.count(1)
 

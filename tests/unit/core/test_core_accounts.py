@@ -976,3 +976,54 @@ async def test_confirm_reset_needs_the_code_sent_to_that_address(
     assert (await accounts.login("ada@example.com", "brand new password", API)).user
     with pytest.raises(InvalidToken):
         await accounts.confirm_reset("ada@example.com", code, "third password!", API)
+
+
+# -- retention of attempts ----------------------------------------------------------------
+
+
+def attempt_keys(db: FakeDatabase) -> list[str]:
+    return sorted(key for key, _ in db.committed.attempts.values())
+
+
+async def test_the_purge_forgets_attempts_once_no_limit_reads_them(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    """Every failure, signup and reset request leaves a row: without a retention, a crowd of
+    clients grows the table for ever."""
+    await sign_up(accounts, db)  # a signup request, counted for an hour
+    await accounts.login("ada@example.com", PASSWORD, chat(1))  # chat 1 becomes known
+    await fail_logins(accounts, 3, "ada@example.com", chat(2))
+    await accounts.request_reset("nobody@example.com", chat(3))
+    rows = len(db.committed.attempts)
+
+    clock.advance(minutes=59)  # the signup and reset requests still count
+    assert await accounts.purge_attempts() == 0
+    assert len(db.committed.attempts) == rows
+
+    clock.advance(minutes=2)
+    assert await accounts.purge_attempts() == rows - 1
+    [known] = attempt_keys(db)
+    assert known.startswith("login:known:")
+
+    # A known client stays known for its whole period: it is spared the account's waits.
+    clock.advance(days=89)
+    await accounts.purge_attempts()
+    for n in range(5):
+        await fail_logins(accounts, 1, "ada@example.com", chat(10 + n))
+    with pytest.raises(Throttled):
+        await accounts.login("ada@example.com", PASSWORD, chat(99))
+    assert (await accounts.login("ada@example.com", PASSWORD, chat(1))).user
+    clock.advance(days=91)
+    rows = len(db.committed.attempts)
+    assert await accounts.purge_attempts() == rows > 0
+    assert db.committed.attempts == {}
+
+
+async def test_a_client_that_logs_in_again_and_again_keeps_one_known_row(
+    accounts: AccountService, db: FakeDatabase, clock: FakeClock
+) -> None:
+    await sign_up(accounts, db)
+    for _ in range(20):
+        await accounts.login("ada@example.com", PASSWORD, chat(1))
+        clock.advance(minutes=1)
+    assert len([key for key in attempt_keys(db) if key.startswith("login:known:")]) == 1

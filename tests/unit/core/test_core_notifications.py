@@ -112,6 +112,16 @@ def test_without_a_web_address_the_verification_email_has_only_the_chat_link() -
     assert "web_link" not in email.context
 
 
+def test_without_a_bot_name_the_verification_email_has_no_chat_link() -> None:
+    email = email_for(
+        UserSignedUp(USER, "ABCD2345", "p", LATER),
+        NOW,
+        verify_links=lambda payload: VerificationLinks(None, f"{WEB_BASE}/app/#verify={payload}"),
+    )
+    assert "link" not in email.context
+    assert email.context["web_link"] == f"{WEB_BASE}/app/#verify=p"
+
+
 @pytest.mark.parametrize("kind", list(EmailKind))
 def test_unverified_addresses_only_get_the_verification_email(kind: EmailKind) -> None:
     unverified = User(uuid.uuid4(), "new@example.com", "!", False, NOW)

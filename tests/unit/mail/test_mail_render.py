@@ -105,6 +105,36 @@ def test_verify_email_holds_the_link_and_the_verify_command(renderer: EmailRende
     assert f'href="{link}"' in html_of(message)
 
 
+@pytest.mark.parametrize(
+    ("links", "shown"),
+    [
+        ({"web_link": "https://vault.example.com/app/#verify=p"}, "https://vault.example.com/"),
+        ({}, None),
+        ({"link": ""}, None),  # a row queued by an older version without a bot name
+    ],
+)
+def test_verify_email_without_a_bot_name_has_no_chat_link(
+    renderer: EmailRenderer, links: dict[str, str], shown: str | None
+) -> None:
+    """`snippetvault api` without a bot token knows no bot name: no `https://t.me/?start=`."""
+    context = {"code": "428913", "expires_at": "2026-11-30T13:45:00+00:00", **links}
+    email = dataclasses.replace(make_email(EmailKind.VERIFY_EMAIL), context=context)
+    message = reparsed(renderer.render(email, SENDER))
+
+    for body in (text_of(message), html_of(message)):
+        assert "t.me" not in body
+        assert "Telegram:" not in body
+        assert "/verify 428913" in body
+        assert "30 Nov 2026, 13:45 UTC" in body
+        if shown is None:
+            assert "The code works until" in body
+            assert "start=" not in body
+            assert "#verify=" not in body
+        else:
+            assert shown in body
+            assert "The link and the code work until" in body
+
+
 def test_login_alert_shows_the_time_with_its_zone_and_the_reset_hint(
     renderer: EmailRenderer,
 ) -> None:

@@ -14,9 +14,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 PYTEST_ARGS ?=
-# `make test` runs pytest on two processes (pytest-xdist), whole files per worker so a file's
-# module fixtures start once: the suite must fit 4 minutes on the 2-core CI machine, and half of
-# its time is spent waiting on processes. PYTEST_WORKERS=0 runs it in one process.
+# `make test` runs pytest on two processes (pytest-xdist): the suite must fit 4 minutes on the
+# 2-core CI machine, and half of its time is spent waiting on processes. Tests are dealt out one
+# by one (--dist load): --dist loadfile/loadscope keep one of schemathesis' 20 API operations,
+# which share one test id, and silently drop the rest. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 ARGS ?=
 LOCK_ARGS ?=
@@ -57,7 +58,7 @@ typecheck: $(STAMP) ## mypy (strict on core/, per pyproject.toml)
 	$(BIN)/mypy $(MYPY_TARGETS)
 
 test: lint typecheck ## the whole suite: ruff, mypy, pytest (PYTEST_ARGS passed to pytest)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 bench: $(STAMP) ## run the benchmarks (python -m bench)
 	$(BIN)/python -m bench $(ARGS)

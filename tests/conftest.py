@@ -3,7 +3,8 @@
 PostgreSQL: `TEST_POSTGRES_ADMIN_URL` (default `postgresql://postgres@127.0.0.1:5432/test`)
 must be allowed to create databases; each session works in databases of its own, dropped at
 its end.
-Redis: `TEST_REDIS_URL` (default: a free database index on 127.0.0.1:6379, flushed per test).
+Redis: `TEST_REDIS_URL` (default: a free database index on 127.0.0.1:6379, flushed per test;
+under pytest-xdist, worker N uses the index N above `TEST_REDIS_URL`'s).
 An unreachable service skips its tests, or fails them with `SNIPPETVAULT_REQUIRE_SERVICES=1`.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -197,10 +199,26 @@ def _claim_redis_database() -> str:
     )
 
 
+def _worker_redis_url(url: str, worker: str) -> str:
+    """`url` for one pytest-xdist worker: `gw<N>` uses the database index N above `url`'s, so
+    that workers (which share `TEST_REDIS_URL`) never flush each other's keys."""
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    index = base + int(worker[2:])
+    if index > 15:
+        raise pytest.UsageError(
+            f"TEST_REDIS_URL={url}: pytest-xdist worker {worker} would need Redis database "
+            f"index {index} (the default server has 0-15): use a lower index or fewer workers"
+        )
+    return urlunsplit(parts._replace(path=f"/{index}"))
+
+
 @pytest.fixture(scope="session")
 def _redis_server_url() -> Iterator[str]:
     if REDIS_URL:
-        yield REDIS_URL
+        yield _worker_redis_url(REDIS_URL, os.environ.get("PYTEST_XDIST_WORKER", ""))
         return
     url = _claim_redis_database()
     yield url

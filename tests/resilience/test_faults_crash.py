@@ -72,6 +72,11 @@ class BotProcess:
     def output(self, run: int | None = None) -> str:
         return (self._cwd / f"bot-run-{run or self.runs}.log").read_text(errors="replace")
 
+    def tail(self, run: int | None = None, lines: int = 40) -> str:
+        """The end of a run's log, for a failure's message (the whole log runs to hundreds of
+        lines: a line per update and per email)."""
+        return "\n".join(self.output(run).splitlines()[-lines:])
+
     async def kill(self) -> None:
         assert self._process is not None
         self._process.send_signal(signal.SIGKILL)
@@ -223,8 +228,8 @@ async def test_a_killed_bot_restarts_with_sessions_whole_snippets_and_every_emai
             deadline = time.monotonic() + 60
             while set(statuses := await outbox_by_status(database)) - {"sent"}:
                 assert time.monotonic() < deadline, {k: len(v) for k, v in statuses.items()}
-                await asyncio.sleep(0.5)
-            assert await bot.stop() == 0, bot.output()
+                await asyncio.sleep(0.1)
+            assert await bot.stop() == 0, bot.tail()
         finally:
             await bot.stop()
 
@@ -253,4 +258,5 @@ async def test_a_killed_bot_restarts_with_sessions_whole_snippets_and_every_emai
     assert leased_at_kill
     assert {m for m, times in delivered.items() if times > 1} <= leased_at_kill
     assert len(saves.replied) >= KILL_AFTER_SAVES
-    assert "Traceback" not in bot.output(2), bot.output(2)
+    log = bot.output(2)
+    assert "Traceback" not in log, log[max(0, log.index("Traceback") - 2000) :][:6000]

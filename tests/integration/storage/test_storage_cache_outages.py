@@ -6,10 +6,11 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from redis.asyncio.connection import AbstractConnection
 from storage_builders import TcpProxy, free_port, new_snippet, new_user, silent_server
 
 from core.entities import Snippet
@@ -51,35 +52,59 @@ async def _until_cached(cache: RedisSnippetCache, snippet: Snippet, within: floa
         await asyncio.sleep(0.05)
 
 
+@pytest.fixture
+def connection_attempts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every socket connect any Redis client makes during the test (its `host:port`)."""
+    attempts: list[str] = []
+    connect = AbstractConnection.connect_check_health
+
+    async def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        attempts.append(self._host_error())
+        await connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "connect_check_health", counted)
+    return attempts
+
+
+# The breaker's pause is judged by the work that reached Redis, not by wall-clock time: the
+# cache's clock stands still, so after the first failure every operation of the loop must be
+# skipped. Without the breaker each of the loop's 50 x 7 (or 20 x 7) operations makes at least
+# one connection attempt (and, to a hung server, waits its timeout).
+MAX_ATTEMPTS_WHILE_DOWN = 2
+"""The first failing command: one connect, plus the client's one retry on a dropped one."""
+
+
 async def test_nothing_listening_means_fast_misses_and_one_warning(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, connection_attempts: list[str]
 ) -> None:
-    cache = RedisSnippetCache(connect_redis(f"redis://127.0.0.1:{free_port()}/0"), 60)
+    cache = RedisSnippetCache(
+        connect_redis(f"redis://127.0.0.1:{free_port()}/0"), 60, clock=SteppedMonotonic()
+    )
     caplog.set_level(logging.WARNING, logger="storage.cache")
     try:
-        started = time.monotonic()
         for _ in range(50):
             await _exercise(cache, new_snippet(new_user(), 1))
-        elapsed = time.monotonic() - started
     finally:
         await cache.close()
 
-    assert elapsed < 1.0
+    assert 1 <= len(connection_attempts) <= MAX_ATTEMPTS_WHILE_DOWN, connection_attempts
     assert len([r for r in caplog.records if r.name == "storage.cache"]) == 1
 
 
-async def test_a_hung_server_costs_one_timeout_then_is_skipped() -> None:
+async def test_a_hung_server_costs_one_timeout_then_is_skipped(
+    connection_attempts: list[str],
+) -> None:
     async with silent_server() as port:
-        cache = RedisSnippetCache(connect_redis(f"redis://127.0.0.1:{port}/0", timeout=0.3), 60)
+        cache = RedisSnippetCache(
+            connect_redis(f"redis://127.0.0.1:{port}/0", timeout=0.3), 60, clock=SteppedMonotonic()
+        )
         try:
-            started = time.monotonic()
             for _ in range(20):
                 await _exercise(cache, new_snippet(new_user(), 1))
-            elapsed = time.monotonic() - started
         finally:
             await cache.close()
 
-    assert elapsed < 1.5
+    assert 1 <= len(connection_attempts) <= MAX_ATTEMPTS_WHILE_DOWN, connection_attempts
 
 
 @pytest.fixture
@@ -92,16 +117,18 @@ async def cache_on(throwaway_redis: ThrowawayRedis) -> AsyncIterator[RedisSnippe
 
 
 async def test_caching_resumes_after_redis_restarts(
-    throwaway_redis: ThrowawayRedis, cache_on: RedisSnippetCache
+    throwaway_redis: ThrowawayRedis, cache_on: RedisSnippetCache, connection_attempts: list[str]
 ) -> None:
     snippet = new_snippet(new_user(), 1)
     assert await _cached(cache_on, snippet)
 
     throwaway_redis.stop()
-    started = time.monotonic()
+    connection_attempts.clear()
     for _ in range(20):
         await _exercise(cache_on, new_snippet(new_user(), 1))
-    assert time.monotonic() - started < 1.0
+    # At most one attempt per pause of RETRY_AFTER (0.2 s) of real time; without the breaker,
+    # every one of the 140 operations attempts. (200 attempts would need 40 s of stalls.)
+    assert len(connection_attempts) < 100, connection_attempts
 
     throwaway_redis.start()
     await _until_cached(cache_on, new_snippet(new_user(), 1))

@@ -16,6 +16,14 @@ from core.errors import StorageUnavailable
 from storage.database import Database
 from storage.models import users
 
+HANG_BOUND_SECONDS = 10.0
+"""A bound against hanging, not a speed claim: the timeouts under test are 0.3-1 s, and without
+them these calls wait out asyncpg's 60 s connect timeout or a row lock that is never released.
+Loose, so that a busy machine cannot make it fail."""
+SQLITE_BOUND_SECONDS = 4.0
+"""SQLite's own busy wait is 5 s (Python's default `timeout`): below it, a waiter that ignored
+the 0.3 s command timeout fails this bound."""
+
 
 async def _assert_unavailable(database: Database, within_seconds: float) -> None:
     started = time.monotonic()
@@ -32,7 +40,7 @@ async def _assert_unavailable(database: Database, within_seconds: float) -> None
 async def test_a_closed_port_is_unavailable_at_once() -> None:
     database = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing")
     try:
-        await _assert_unavailable(database, within_seconds=3)
+        await _assert_unavailable(database, within_seconds=HANG_BOUND_SECONDS)
     finally:
         await database.dispose()
 
@@ -43,7 +51,7 @@ async def test_a_server_that_never_answers_is_unavailable_after_the_connect_time
             f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nothing", connect_timeout=0.3
         )
         try:
-            await _assert_unavailable(database, within_seconds=3)
+            await _assert_unavailable(database, within_seconds=HANG_BOUND_SECONDS)
         finally:
             await database.dispose()
 
@@ -74,7 +82,7 @@ async def test_units_of_work_recover_when_the_database_returns(
             await tcp_proxy.cut()
             with pytest.raises(StorageUnavailable):
                 await uow.users.get(user.id)
-        await _assert_unavailable(database, within_seconds=5)
+        await _assert_unavailable(database, within_seconds=HANG_BOUND_SECONDS)
 
         await tcp_proxy.start()
         async with database.uow_factory()() as uow:
@@ -97,7 +105,7 @@ async def test_a_statement_that_waits_too_long_is_unavailable(postgres_url: str)
             with pytest.raises(StorageUnavailable):
                 async with database.uow_factory()() as uow:
                     await uow.users.set_password(user.id, "blocked by the row lock")
-            assert time.monotonic() - started < 3
+            assert time.monotonic() - started < HANG_BOUND_SECONDS
             await blocker.rollback()
     finally:
         await database.dispose()
@@ -114,7 +122,7 @@ async def test_sqlite_locked_by_another_writer_for_too_long_is_unavailable(
             with pytest.raises(StorageUnavailable):
                 async with database.uow_factory()() as waiter:
                     await waiter.users.get(new_user().id)
-            assert time.monotonic() - started < 3
+            assert time.monotonic() - started < SQLITE_BOUND_SECONDS
     finally:
         await database.dispose()
 

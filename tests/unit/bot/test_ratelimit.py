@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from telegram.error import RetryAfter
 
 from bot.ratelimit import GROUP_LIMIT, Gcra, Limit, SharedRateLimiter, bot_limit
@@ -194,7 +196,10 @@ async def test_after_the_last_retry_the_429_reaches_the_caller() -> None:
 
 async def test_redis_down_falls_back_to_the_in_process_limit() -> None:
     time = FakeTime()
-    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    # No retries (redis-py's default backs off for about 3 s of real time before giving up).
+    dead = aioredis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), retries=0)
+    )
     rate = limiter(time, redis=dead)
 
     async def send() -> str:

@@ -13,6 +13,9 @@ import pytest
 from core.sandbox import DeadlineExceeded, Sandbox, SandboxError
 
 DEADLINE = 0.3
+BOUND_SECONDS = DEADLINE + 10.0
+"""A call's wall-clock bound: the deadline plus slack no busy machine uses up (a coarse guard:
+without the deadline, the 60 s spin would run to its end)."""
 
 
 def double(value: int) -> int:
@@ -66,13 +69,15 @@ async def test_an_overrun_is_cut_at_the_deadline_and_the_child_replaced(sandbox:
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
         await sandbox.run(spin, 60.0)
-    assert time.monotonic() - started < DEADLINE + 2.0
+    assert time.monotonic() - started < BOUND_SECONDS
 
     assert await _until_it_answers(sandbox) == 42
     assert await sandbox.run(child_pid) != first
 
 
-async def test_the_event_loop_keeps_running_meanwhile(sandbox: Sandbox) -> None:
+async def test_the_event_loop_keeps_running_meanwhile() -> None:
+    # A deadline no busy machine overruns, and half a second of work: the loop ticks meanwhile.
+    sandbox = Sandbox(deadline=10.0, name="test sandbox")
     ticks = 0
 
     async def tick() -> None:
@@ -82,8 +87,11 @@ async def test_the_event_loop_keeps_running_meanwhile(sandbox: Sandbox) -> None:
             ticks += 1
 
     ticker = asyncio.ensure_future(tick())
-    assert await sandbox.run(spin, DEADLINE / 2) == "done"
-    ticker.cancel()
+    try:
+        assert await sandbox.run(spin, 0.5) == "done"
+    finally:
+        ticker.cancel()
+        await sandbox.close()
     assert ticks >= 3
 
 
@@ -95,7 +103,7 @@ async def test_a_second_caller_waits_at_most_the_deadline_for_a_busy_child(
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
         await sandbox.run(double, 1)
-    assert time.monotonic() - started < DEADLINE + 2.0
+    assert time.monotonic() - started < BOUND_SECONDS
     with pytest.raises(DeadlineExceeded):
         await slow
 

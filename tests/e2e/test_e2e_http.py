@@ -9,13 +9,12 @@ import os
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.smtp import SMTP
 
 from tests.e2e.bot_process import (
     HOST,
@@ -34,33 +33,6 @@ PASSWORD = "correct-horse-battery-H1"
 CHAT = 7101
 CODE = "def greet(name):\n    return f'<b>Hello, {name}</b> & café'\n"
 CHAT_CODE = "SELECT 1; -- saved in the chat"
-
-
-@pytest.fixture
-async def smtp_inbox() -> AsyncIterator[SmtpInbox]:
-    inbox = SmtpInbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(inbox, hostname="smtp.e2e.test"), HOST, 0)
-    inbox.port = server.sockets[0].getsockname()[1]
-    try:
-        yield inbox
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-@pytest.fixture
-def tg() -> Iterator[FakeTelegram]:
-    bot_id = 6_000_000_000 + secrets.randbelow(999_999_999)
-    telegram = FakeTelegram(token=f"{bot_id}:AA{secrets.token_urlsafe(25)[:33]}")
-    yield telegram
-    assert not telegram.fake_errors, telegram.describe()
-
-
-@pytest.fixture
-async def bot_api(tg: FakeTelegram) -> AsyncIterator[FakeBotApiServer]:
-    async with FakeBotApiServer(tg) as server:
-        yield server
 
 
 class Deployment:

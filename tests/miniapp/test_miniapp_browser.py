@@ -32,7 +32,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,6 @@ from urllib.parse import quote, urlencode
 import asyncpg
 import httpx
 import pytest
-from aiosmtpd.smtp import SMTP
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
@@ -113,27 +112,6 @@ SUBJECT_DELETED = "Snippet Deleted"
 
 
 # The running process ----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def smtp_inbox() -> AsyncIterator[SmtpInbox]:
-    inbox = SmtpInbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(inbox, hostname="smtp.miniapp.test"), HOST, 0)
-    inbox.port = server.sockets[0].getsockname()[1]
-    try:
-        yield inbox
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-@pytest.fixture
-def tg() -> Iterator[FakeTelegram]:
-    bot_id = 6_000_000_000 + secrets.randbelow(999_999_999)
-    telegram = FakeTelegram(token=f"{bot_id}:AA{secrets.token_urlsafe(25)[:33]}")
-    yield telegram
-    assert not telegram.fake_errors, telegram.describe()
 
 
 @dataclass

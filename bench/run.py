@@ -39,6 +39,7 @@ from bench.harness import (
     Updates,
     drive,
 )
+from bench.http import HttpBench
 from bench.rows import Row
 from bench.seed import PASSWORD, Fixture, seed
 from bootstrap import bootstrap
@@ -95,6 +96,9 @@ class Sizes:
     paced_chats: int = _size(20, "chats sending one command a second each (end-to-end, paced)")
     saturation_chats: int = _size(10, "chats in a closed loop (end-to-end, saturation)")
     commands: str = _size("get,save,list,search", "the end-to-end rows' commands, comma-separated")
+    http: bool = _size(True, "the HTTP rows (`snippetvault api` as a process, over real HTTP)")
+    http_requests: int = _size(600, "requests per timed HTTP row")
+    http_concurrency: int = _size(8, "keep-alive connections sending at once in the HTTP rows")
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -111,6 +115,8 @@ class Sizes:
             paced_chats=6,
             saturation_chats=3,
             commands="get,list",
+            http_requests=40,
+            http_concurrency=4,
         )
 
 
@@ -119,6 +125,7 @@ class Results:
     sizes: Sizes
     rows: list[Row] = field(default_factory=list)
     e2e_rows: list[E2ERow] = field(default_factory=list)
+    http_rows: list[Row] = field(default_factory=list)
     search_plan: str = ""
     search_sql: str = ""
     seed_seconds: dict[str, float] = field(default_factory=dict)
@@ -257,6 +264,53 @@ class Bench:
             "python-telegram-bot": telegram.__version__,
             "sqlalchemy": sqlalchemy.__version__,
             "asyncpg": asyncpg.__version__,
+        }
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def http(self) -> None:
+        sink = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.smtp_process",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert sink.stdin is not None and sink.stdout is not None
+        port = int((await sink.stdout.readline()).split()[1])
+        emails = 0
+
+        async def count(announcements: asyncio.StreamReader) -> None:
+            nonlocal emails
+            while await announcements.readline():
+                emails += 1
+
+        counting = asyncio.create_task(count(sink.stdout))
+        load_before = loadavg()
+        began = time.perf_counter()
+        try:
+            runner = HttpBench(
+                database_dsn=self.database.dsn,
+                database_url=self.database.url,
+                redis_url=self.redis_url,
+                smtp_port=port,
+                jwt_secret=self.jwt_secret,
+                data_dir=self.data_dir,
+                fixture=self.fixture,
+                requests=self.sizes.http_requests,
+                concurrency=min(self.sizes.http_concurrency, len(self.fixture.users)),
+                search_terms=self.fixture.search_terms[:20],
+            )
+            self.results.http_rows = await runner.run()
+        finally:
+            sink.stdin.close()
+            await sink.wait()
+            await counting
+        self.results.extra["http"] = {
+            "load_before": load_before,
+            "load_after": loadavg(),
+            "seconds": time.perf_counter() - began,
+            "emails_received": emails,
         }
 
     # -- end to end ------------------------------------------------------------------------
@@ -842,6 +896,8 @@ async def run(sizes: Sizes) -> Results:
     async with bench(sizes) as runner:
         if sizes.end_to_end:
             await runner.end_to_end()
+        if sizes.http:
+            await runner.http()
         if sizes.in_process:
             await runner.framework_floors()
             await runner.cached_get()

@@ -37,6 +37,7 @@ EXPECTED_PREFIXES = [
     "/get, 2 chats, no logins",
     "/get, 2 chats, during",
     "/login ×",
+    "email render ×",
     "outbox: ",
     "memory: bot process after",
 ]

@@ -27,6 +27,7 @@ import os
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -167,7 +168,19 @@ def main() -> int:
     setattr(api.server, "create_app", with_floors)  # noqa: B010
     from bot.cli import main as cli_main
 
-    return cli_main(["api", *sys.argv[1:]])
+    profile = os.environ.get("BENCH_PROFILE")
+    if not profile:
+        return cli_main(["api", *sys.argv[1:]])
+    # A profile of the event loop's thread for the process's whole life (a tool for NOTES.md).
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    try:
+        return cli_main(["api", *sys.argv[1:]])
+    finally:
+        profiler.stop()
+        Path(profile).write_text(profiler.output_text(unicode=False, show_all=False))
 
 
 if __name__ == "__main__":

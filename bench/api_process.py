@@ -61,8 +61,25 @@ class _Drivers:
 
     async def connection(self) -> Any:
         if self.pool is None:
-            self.pool = await asyncpg.create_pool(self.dsn, min_size=8, max_size=20)
+            # Small: the server's own pool and the bench's other connections share the
+            # database's connection limit.
+            self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=8)
         return self.pool.acquire()
+
+
+def email_context(snippet: dict[str, Any]) -> str:
+    """The outbox row's context, as the product's: the worker in this process sends the
+    floor's emails as it sends the product's."""
+    title = str(snippet["title"])
+    return json.dumps(
+        {
+            "title": title,
+            "language": snippet["language"],
+            "ref": snippet["ref"],
+            "code": snippet["code"],
+            "filename": title.replace(" ", "_") + ".py",
+        }
+    )
 
 
 def add_floor_routes(app: FastAPI, drivers: _Drivers) -> None:
@@ -72,14 +89,16 @@ def add_floor_routes(app: FastAPI, drivers: _Drivers) -> None:
             raise HTTPException(401)
         return row
 
-    async def outbox(connection: asyncpg.Connection, to: str, context: str) -> None:
+    async def outbox(
+        connection: asyncpg.Connection, to: str, context: str, kind: str = "snippet_retrieved"
+    ) -> None:
         email_id = uuid.uuid4()
         await connection.execute(
             OUTBOX_SQL,
             email_id,
             f"<{email_id.hex}@floor>",
             to,
-            "snippet_retrieved",
+            kind,
             context,
             datetime.now(UTC),
         )
@@ -96,7 +115,7 @@ def add_floor_routes(app: FastAPI, drivers: _Drivers) -> None:
             if value is None:
                 raise HTTPException(404, "the floor of a cached GET needs the snippet cached")
             text = value.decode() if isinstance(value, bytes) else value
-            await outbox(connection, user["email"], text)
+            await outbox(connection, user["email"], email_context(json.loads(text)))
         return Response(text, media_type=JSON)
 
     @app.get("/__bench/io/cold/{snippet_id}", include_in_schema=False)
@@ -108,11 +127,16 @@ def add_floor_routes(app: FastAPI, drivers: _Drivers) -> None:
             row = await connection.fetchrow(SNIPPET_BY_ID_SQL, uuid.UUID(snippet_id), user["id"])
             if row is None:
                 raise HTTPException(404)
-            value = json.dumps(
-                {"id": snippet_id, "title": row["title"], "code": row["code"], "ref": row["ref"]}
-            )
+            snippet = {
+                "id": snippet_id,
+                "title": row["title"],
+                "code": row["code"],
+                "language": row["language"],
+                "ref": row["ref"],
+            }
+            value = json.dumps(snippet)
             await drivers.redis.set(key, value, ex=60)
-            await outbox(connection, user["email"], value)
+            await outbox(connection, user["email"], email_context(snippet))
         return Response(value, media_type=JSON)
 
     @app.post("/__bench/io/save", include_in_schema=False)
@@ -134,7 +158,13 @@ def add_floor_routes(app: FastAPI, drivers: _Drivers) -> None:
                     "python",
                     now,
                 )
-                await outbox(connection, user["email"], json.dumps({"title": body["title"]}))
+                created = {
+                    "title": body["title"],
+                    "language": "python",
+                    "ref": ref,
+                    "created_at": now.isoformat(),
+                }
+                await outbox(connection, user["email"], json.dumps(created), "snippet_created")
         await drivers.redis.delete(f"user:{user['id']}:snippets")
         return Response(json.dumps({"id": str(snippet_id), "ref": ref}), 201, media_type=JSON)
 

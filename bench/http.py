@@ -355,9 +355,10 @@ class HttpBench:
         row = self._row(name, await self._drive(request, total=n, concurrency=c, ok=ok))
         row.compare(floor, limit)
         framework = next(r for r in self.rows if r.name.startswith("framework floor"))
+        # CPU comes from /proc in clock ticks (10 ms): a short row may read none at all.
+        cpu = row.cpu_ms / framework.cpu_ms if framework.cpu_ms else math.nan
         row.note = (
-            f"{row.p50_ms / framework.p50_ms:.2f}× the framework floor (p50); "
-            f"CPU {row.cpu_ms / framework.cpu_ms:.2f}× its"
+            f"{row.p50_ms / framework.p50_ms:.2f}× the framework floor (p50); CPU {cpu:.2f}× its"
         )
 
     async def _logins(self) -> None:

@@ -116,7 +116,7 @@ def test_quick_run_produces_every_row_and_the_json(tmp_path: Path) -> None:
     for row in data["http_rows"]:
         assert row["failures"] == 0 and row["updates"] > 0, row
     assert http["GET /snippets/{id} (cached)"]["floor"] == "I/O floor: GET /snippets/{id} (cached)"
-    assert http["GET /snippets/{id} (cached)"]["ratio"] and http["POST /snippets"]["cpu_ratio"]
+    assert http["GET /snippets/{id} (cached)"]["ratio"] and http["POST /snippets"]["ratio"]
     during = [row for name, row in http.items() if "during" in name]
     assert len(during) == 1 and during[0]["target"]
 

@@ -125,6 +125,25 @@ def markdown(results: Results, host: dict[str, str]) -> str:
             "",
             e2e_table(results.e2e_rows),
         ]
+    if results.http_rows:
+        http = results.extra.get("http", {})
+        parts += [
+            "",
+            "## HTTP: the REST API as deployed, against its floors",
+            "",
+            "`snippetvault api` as a process of its own (uvicorn with httptools, the services "
+            "and the outbox worker, as deployed; `bench/api_process.py` adds the floors' routes "
+            "to the same app), driven from the bench process over real HTTP round trips "
+            f"(httpx, {results.sizes.http_concurrency} keep-alive connections in a closed loop, "
+            f"{results.sizes.http_requests} requests a row). Each route is compared with its "
+            "I/O floor (a route on the same server making the route's unavoidable round trips "
+            "with the bare drivers), measured right before it; the notes compare it with the "
+            "framework floor (a route returning a constant). CPU per request: the server "
+            "process's utime + stime from /proc. Load before "
+            f"`{http.get('load_before')}`, after `{http.get('load_after')}`.",
+            "",
+            table(results.http_rows),
+        ]
     if results.rows:
         parts += [
             "",
@@ -167,6 +186,7 @@ def as_json(results: Results, host: dict[str, str]) -> dict[str, object]:
         "sizes": asdict(results.sizes),
         "seed_seconds": results.seed_seconds,
         "e2e_rows": [row.as_json() for row in results.e2e_rows],
+        "http_rows": [row.as_json() for row in results.http_rows],
         "rows": [row.as_json() for row in results.rows],
         "search_plan": results.search_plan,
         "extra": results.extra,
@@ -185,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     host = machine()
     if results.e2e_rows:
         print(e2e_table(results.e2e_rows))
+    if results.http_rows:
+        print(table(results.http_rows))
     print(table(results.rows))
     output: Path = args.output_dir
     output.mkdir(parents=True, exist_ok=True)
@@ -192,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     (output / "results.json").write_text(json.dumps(as_json(results, host), indent=2) + "\n")
     print(f"\nwrote {output / 'RESULTS.md'} and {output / 'results.json'}")
     missed = [f"{row.mode} {row.name}" for row in results.e2e_rows if row.met is False]
+    missed += [f"HTTP {row.name}" for row in results.http_rows if row.met is False]
     missed += [row.name for row in results.rows if row.met is False]
     if missed:
         print("targets missed: " + "; ".join(missed))

@@ -39,6 +39,7 @@ from bench.harness import (
     Updates,
     drive,
 )
+from bench.http import HttpBench
 from bench.rows import Row
 from bench.seed import PASSWORD, Fixture, seed
 from bootstrap import bootstrap
@@ -48,6 +49,8 @@ from core.events import SnippetRetrieved
 from core.notifications import email_for
 from core.security import default_hashing_threads
 from core.settings import Settings, SmtpSecurity, load_settings
+from mail.render import CodeHighlighter, EmailRenderer
+from storage import repositories
 from storage.database import Database
 
 log = logging.getLogger("bench")
@@ -95,6 +98,9 @@ class Sizes:
     paced_chats: int = _size(20, "chats sending one command a second each (end-to-end, paced)")
     saturation_chats: int = _size(10, "chats in a closed loop (end-to-end, saturation)")
     commands: str = _size("get,save,list,search", "the end-to-end rows' commands, comma-separated")
+    http: bool = _size(True, "the HTTP rows (`snippetvault api` as a process, over real HTTP)")
+    http_requests: int = _size(600, "requests per timed HTTP row")
+    http_concurrency: int = _size(8, "keep-alive connections sending at once in the HTTP rows")
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -111,6 +117,8 @@ class Sizes:
             paced_chats=6,
             saturation_chats=3,
             commands="get,list",
+            http_requests=40,
+            http_concurrency=4,
         )
 
 
@@ -119,6 +127,7 @@ class Results:
     sizes: Sizes
     rows: list[Row] = field(default_factory=list)
     e2e_rows: list[E2ERow] = field(default_factory=list)
+    http_rows: list[Row] = field(default_factory=list)
     search_plan: str = ""
     search_sql: str = ""
     seed_seconds: dict[str, float] = field(default_factory=dict)
@@ -257,6 +266,53 @@ class Bench:
             "python-telegram-bot": telegram.__version__,
             "sqlalchemy": sqlalchemy.__version__,
             "asyncpg": asyncpg.__version__,
+        }
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def http(self) -> None:
+        sink = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.smtp_process",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert sink.stdin is not None and sink.stdout is not None
+        port = int((await sink.stdout.readline()).split()[1])
+        emails = 0
+
+        async def count(announcements: asyncio.StreamReader) -> None:
+            nonlocal emails
+            while await announcements.readline():
+                emails += 1
+
+        counting = asyncio.create_task(count(sink.stdout))
+        load_before = loadavg()
+        began = time.perf_counter()
+        try:
+            runner = HttpBench(
+                database_dsn=self.database.dsn,
+                database_url=self.database.url,
+                redis_url=self.redis_url,
+                smtp_port=port,
+                jwt_secret=self.jwt_secret,
+                data_dir=self.data_dir,
+                fixture=self.fixture,
+                requests=self.sizes.http_requests,
+                concurrency=min(self.sizes.http_concurrency, len(self.fixture.users)),
+                search_terms=self.fixture.search_terms[:20],
+            )
+            self.results.http_rows = await runner.run()
+        finally:
+            sink.stdin.close()
+            await sink.wait()
+            await counting
+        self.results.extra["http"] = {
+            "load_before": load_before,
+            "load_after": loadavg(),
+            "seconds": time.perf_counter() - began,
+            "emails_received": emails,
         }
 
     # -- end to end ------------------------------------------------------------------------
@@ -412,6 +468,32 @@ class Bench:
             GET_OK,
             1.5,
         )
+        await self.bare_driver_ab()
+
+    async def bare_driver_ab(self) -> None:
+        """Cached /get with the session read and the outbox INSERT through SQLAlchemy Core
+        (before), then on the bare asyncpg connection (after, as shipped), back to back."""
+        text = lambda c, n: f"/get {1 + n % CACHED_REFS}"  # noqa: E731
+        rows = []
+        for bare, label in ((False, "SQLAlchemy Core (before)"), (True, "bare asyncpg (after)")):
+            repositories.BARE_DRIVER = bare
+            try:
+                stats = await self.run_row(text, check=GET_OK)
+            finally:
+                repositories.BARE_DRIVER = True
+            rows.append(
+                Row.from_stats(f"/get (cached), session read + outbox INSERT on {label}", stats)
+            )
+        before, after = rows
+        after.floor = before.name
+        after.ratio = after.p50_ms / before.p50_ms
+        after.cpu_ratio = after.cpu_ms / before.cpu_ms
+        after.note = (
+            f"CPU {before.cpu_ms - after.cpu_ms:+.2f} ms/update saved "
+            f"({after.cpu_ratio:.2f}× the Core path's); ratio columns: against the row above"
+        )
+        for row in rows:
+            self.add(row)
 
     async def cold_get(self) -> None:
         rounds = math.ceil(self.sizes.updates / len(self.chats))
@@ -602,6 +684,61 @@ class Bench:
         self.add(login_row)
 
     # -- the outbox ------------------------------------------------------------------------
+
+    async def email_rendering(self) -> None:
+        """`Your Requested Snippet` emails of a few snippet versions fetched again and again, as
+        the outbox worker renders them (highlighting in its child process, then the MIME parts),
+        one at a time: with every body rendered anew, then with the body kept per version."""
+        now = datetime.now(UTC)
+        owner = User(uuid.uuid4(), "reader@example.com", "x", True, now)
+        code = SAVE_CODE.strip("`\npython")
+        versions = [
+            Snippet(
+                uuid.uuid4(),
+                owner.id,
+                ref,
+                f"Quick sort {ref}",
+                f"{code}\n# v{ref}\n",
+                "python",
+                now,
+                now,
+            )
+            for ref in range(1, CACHED_REFS + 1)
+        ]
+        count = max(60, self.sizes.updates // 4)
+        emails = [
+            email_for(SnippetRetrieved(owner, versions[n % len(versions)]), now)
+            for n in range(count)
+        ]
+        rows = []
+        for name, entries in (("every body rendered", 0), ("body kept per version", 256)):
+            renderer = EmailRenderer(CodeHighlighter(), cache_entries=entries)
+            try:
+                await renderer.highlight(emails[0])  # the child process started
+                began, cpu = time.perf_counter(), time.process_time()
+                for email in emails:
+                    highlighted = await renderer.highlight(email)
+                    renderer.render(email, self.settings.smtp_from, highlighted=highlighted)
+                seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+            finally:
+                await renderer.close()
+            row = Row(f"email render ×{count} ({len(versions)} snippet versions): {name}")
+            row.updates = count
+            row.per_second = count / seconds
+            row.p50_ms = seconds * 1000 / count
+            row.cpu_ms = cpu * 1000 / count
+            row.note = (
+                "one at a time; p50 column: wall ms per email (the highlighting child's CPU "
+                "included), CPU: the rendering process's only"
+            )
+            rows.append(row)
+        before, after = rows
+        after.floor = before.name
+        after.ratio = after.p50_ms / before.p50_ms
+        after.cpu_ratio = after.cpu_ms / before.cpu_ms
+        after.note = f"{before.p50_ms / after.p50_ms:.1f}× faster per email; " + after.note
+        for row in rows:
+            self.add(row)
 
     async def outbox(self) -> None:
         for workers in (1, 2):
@@ -842,6 +979,8 @@ async def run(sizes: Sizes) -> Results:
     async with bench(sizes) as runner:
         if sizes.end_to_end:
             await runner.end_to_end()
+        if sizes.http:
+            await runner.http()
         if sizes.in_process:
             await runner.framework_floors()
             await runner.cached_get()
@@ -850,6 +989,7 @@ async def run(sizes: Sizes) -> Results:
             await runner.list_first_page()
             await runner.search()
             await runner.logins()
+            await runner.email_rendering()
             await runner.outbox()
             await runner.processes()
             await runner.memory()

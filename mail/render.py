@@ -19,7 +19,10 @@ from __future__ import annotations
 import base64
 import binascii
 import email.policy
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message, MIMEPart
@@ -77,6 +80,11 @@ HIGHLIGHT_DEADLINE_SECONDS = 0.5
 
 Some lexers take super-linear time (systemd: 39 s on 2,000 characters), so it runs in a child
 process that is killed when it overruns; one email waits for another's at most this long."""
+
+BODY_CACHE_ENTRIES = 256
+"""Snippet versions whose rendered email body a renderer keeps (least recently used go first)."""
+BODY_CACHE_CHARS = 16_000_000
+"""Characters of cached bodies a renderer keeps at most (a bound on memory for large snippets)."""
 
 _FORMATTER = HtmlFormatter(noclasses=True)
 """Building one computes its whole style table; it keeps no state between `format` calls."""
@@ -137,11 +145,83 @@ class CodeHighlighter:
         try:
             html = await self._sandbox.run(_highlight_html, code, language)
         except SandboxError:
-            return plain_code(code)
+            return _Fallback(plain_code(code))
         return Markup(html)  # noqa: S704 - Pygments escapes every token it emits
 
     async def close(self) -> None:
         await self._sandbox.close()
+
+
+class _Fallback(Markup):
+    """Plain code shown because highlighting overran or failed: right for this email, but not
+    kept as the version's body (the next email of the same version tries again)."""
+
+    __slots__ = ()
+
+
+_VersionKey = tuple[str, str, object, str, str]
+"""A snippet version as its email shows it: title, language, ref, code, file name. Two emails
+with the same key have the same body, whatever the snippet's id (and an edit or rename that
+changes what the email shows changes the key, so a stale body can never be reused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """A snippet email's parts as encoded once: everything but the envelope headers."""
+
+    highlighted: Markup
+    text: str
+    html: str
+    attachment: str
+
+    @property
+    def chars(self) -> int:
+        return len(self.highlighted) + len(self.text) + len(self.html) + len(self.attachment)
+
+
+class _BodyCache:
+    """A bounded LRU of rendered bodies, shared by the worker's lanes and its render threads."""
+
+    def __init__(self, entries: int, chars: int) -> None:
+        self._entries, self._chars = entries, chars
+        self._bodies: OrderedDict[_VersionKey, _Body] = OrderedDict()
+        self._used = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: _VersionKey) -> _Body | None:
+        with self._lock:
+            body = self._bodies.get(key)
+            if body is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._bodies.move_to_end(key)
+            return body
+
+    def put(self, key: _VersionKey, body: _Body) -> None:
+        size = body.chars
+        if self._entries <= 0 or size > self._chars:
+            return
+        with self._lock:
+            old = self._bodies.pop(key, None)
+            if old is not None:
+                self._used -= old.chars
+            self._bodies[key] = body
+            self._used += size
+            while len(self._bodies) > self._entries or self._used > self._chars:
+                _, evicted = self._bodies.popitem(last=False)
+                self._used -= evicted.chars
+
+
+def _version_key(context: dict[str, Any]) -> _VersionKey:
+    return (
+        str(context["title"]),
+        str(context["language"]),
+        context["ref"],
+        str(context["code"]),
+        str(context["filename"]),
+    )
 
 
 def check_header(name: str, value: str) -> str:
@@ -155,10 +235,21 @@ class EmailRenderer:
     """Renders outbox rows; one instance serves all emails and threads (templates are cached).
 
     Snippets are highlighted by `highlighter` when one is given (`highlight`), else shown plain.
+    A snippet fetched again renders the same `Your Requested Snippet` body: it is rendered once
+    per version (highlighting in the child process included) and kept, up to `cache_entries`
+    versions and `cache_chars` characters; a body shown plain because highlighting overran is
+    not kept.
     """
 
-    def __init__(self, highlighter: CodeHighlighter | None = None) -> None:
+    def __init__(
+        self,
+        highlighter: CodeHighlighter | None = None,
+        *,
+        cache_entries: int = BODY_CACHE_ENTRIES,
+        cache_chars: int = BODY_CACHE_CHARS,
+    ) -> None:
         self._highlighter = highlighter
+        self._bodies = _BodyCache(cache_entries, cache_chars)
         self._templates = Environment(
             loader=PackageLoader("mail", "templates"),
             # HTML (and anything unexpected) is escaped; only the plain-text part is not.
@@ -179,6 +270,9 @@ class EmailRenderer:
         if email.kind is not EmailKind.SNIPPET_RETRIEVED:
             return None
         code, language = str(email.context["code"]), str(email.context["language"])
+        cached = self._cached_body(email)
+        if cached is not None:
+            return cached.highlighted
         if self._highlighter is None:
             return plain_code(code)
         return await self._highlighter(code, language)
@@ -186,6 +280,18 @@ class EmailRenderer:
     async def close(self) -> None:
         if self._highlighter is not None:
             await self._highlighter.close()
+
+    @property
+    def cache_counts(self) -> tuple[int, int]:
+        """(hits, misses) of the body cache so far."""
+        return self._bodies.hits, self._bodies.misses
+
+    def _cached_body(self, email: OutgoingEmail) -> _Body | None:
+        try:
+            key = _version_key(email.context)
+        except KeyError:
+            return None  # `render` says what is missing
+        return self._bodies.get(key)
 
     def render(
         self, email: OutgoingEmail, sender: str, *, highlighted: Markup | None = None
@@ -203,29 +309,57 @@ class EmailRenderer:
         message.set_raw("Message-ID", _bracketed(check_header("Message-ID", email.message_id)))
         message.set_raw("MIME-Version", "1.0")
 
-        context: dict[str, Any] = {**email.context, "subject": subject}
-        retrieved = email.kind is EmailKind.SNIPPET_RETRIEVED
-        if retrieved:
-            context["highlighted_code"] = highlighted or plain_code(context["code"])
-        # Quoted-printable keeps long lines and non-ASCII text safe on servers without 8BITMIME.
-        alternative: list[Message] = [
-            _text_part("plain", self._render(email.kind, "txt", context)),
-            _text_part("html", self._render(email.kind, "html", context)),
-        ]
-        if not retrieved:
-            _set_multipart(message, "alternative", alternative)
+        if email.kind is not EmailKind.SNIPPET_RETRIEVED:
+            context: dict[str, Any] = {**email.context, "subject": subject}
+            _set_multipart(message, "alternative", self._alternative(email.kind, context))
             return message
-        body = MIMEPart(policy=_POLICY)
-        _set_multipart(body, "alternative", alternative)
+        body = self._snippet_body(email, subject, highlighted)
+        alternative = MIMEPart(policy=_POLICY)
+        _set_multipart(
+            alternative, "alternative", [_qp_part("plain", body.text), _qp_part("html", body.html)]
+        )
         # Bytes in base64, so the file arrives exactly as stored (line endings included).
-        filename = check_header("Attachment filename", context["filename"])
+        filename = check_header("Attachment filename", str(email.context["filename"]))
         attachment = MIMEPart(policy=_POLICY)
         attachment.set_raw("Content-Type", 'text/plain; charset="utf-8"')
         attachment.set_raw("Content-Transfer-Encoding", "base64")
         attachment.set_raw("Content-Disposition", f"attachment; {_filename_param(filename)}")
-        attachment.set_payload(base64.encodebytes(context["code"].encode("utf-8")).decode("ascii"))
-        _set_multipart(message, "mixed", [body, attachment])
+        attachment.set_payload(body.attachment)
+        _set_multipart(message, "mixed", [alternative, attachment])
         return message
+
+    def _snippet_body(
+        self, email: OutgoingEmail, subject: str, highlighted: Markup | None
+    ) -> _Body:
+        """The encoded parts of a snippet email: kept from an earlier email of the same version
+        when that one showed the same highlighting, else rendered (and kept)."""
+        key = _version_key(email.context)
+        cached = self._bodies.get(key)
+        if cached is not None and (highlighted is None or highlighted == cached.highlighted):
+            return cached
+        context: dict[str, Any] = {**email.context, "subject": subject}
+        shown = highlighted or plain_code(context["code"])
+        context["highlighted_code"] = shown
+        body = _Body(
+            highlighted=shown,
+            text=_qp(self._render(email.kind, "txt", context)),
+            html=_qp(self._render(email.kind, "html", context)),
+            attachment=base64.encodebytes(context["code"].encode("utf-8")).decode("ascii"),
+        )
+        # Kept unless it shows plain code where highlighting was meant to run (it overran, or
+        # `highlight` was not asked): the next email of this version tries again.
+        if not isinstance(shown, _Fallback) and (
+            highlighted is not None or self._highlighter is None
+        ):
+            self._bodies.put(key, body)
+        return body
+
+    def _alternative(self, kind: EmailKind, context: dict[str, Any]) -> list[Message]:
+        # Quoted-printable keeps long lines and non-ASCII text safe on servers without 8BITMIME.
+        return [
+            _qp_part("plain", _qp(self._render(kind, "txt", context))),
+            _qp_part("html", _qp(self._render(kind, "html", context))),
+        ]
 
     def _render(self, kind: EmailKind, suffix: str, context: dict[str, Any]) -> str:
         return self._templates.get_template(f"{kind.value}.{suffix}").render(context)
@@ -250,13 +384,17 @@ def _set_address(message: EmailMessage, name: str, value: str) -> None:
         message[name] = value
 
 
-def _text_part(subtype: str, text: str) -> MIMEPart:
+def _qp(text: str) -> str:
+    # Line endings made uniform, as `set_content` does; the generator writes CRLF for SMTP.
+    data = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    return binascii.b2a_qp(data, istext=True).decode("ascii")
+
+
+def _qp_part(subtype: str, encoded: str) -> MIMEPart:
     part = MIMEPart(policy=_POLICY)
     part.set_raw("Content-Type", f'text/{subtype}; charset="utf-8"')
     part.set_raw("Content-Transfer-Encoding", "quoted-printable")
-    # Line endings made uniform, as `set_content` does; the generator writes CRLF for SMTP.
-    data = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
-    part.set_payload(binascii.b2a_qp(data, istext=True).decode("ascii"))
+    part.set_payload(encoded)
     return part
 
 

@@ -37,6 +37,7 @@ EXPECTED_PREFIXES = [
     "/get, 2 chats, no logins",
     "/get, 2 chats, during",
     "/login ×",
+    "email render ×",
     "outbox: ",
     "memory: bot process after",
 ]
@@ -101,7 +102,25 @@ def test_quick_run_produces_every_row_and_the_json(tmp_path: Path) -> None:
     assert "EXPLAIN" not in data["search_plan"] and "Execution Time" in data["search_plan"]
     assert data["machine"]["nproc"] and data["versions"]["postgres"]
 
+    http = {row["name"]: row for row in data["http_rows"]}
+    for name in (
+        "framework floor (GET constant)",
+        "GET /snippets/{id} (cached)",
+        "GET /snippets/{id} (cold cache)",
+        "POST /snippets",
+        "GET /snippets (first page)",
+    ):
+        assert name in http, list(http)
+    assert any(name.startswith("GET /snippets?q=") for name in http), list(http)
+    assert any(name.startswith("POST /auth/login ×") for name in http), list(http)
+    for row in data["http_rows"]:
+        assert row["failures"] == 0 and row["updates"] > 0, row
+    assert http["GET /snippets/{id} (cached)"]["floor"] == "I/O floor: GET /snippets/{id} (cached)"
+    assert http["GET /snippets/{id} (cached)"]["ratio"] and http["POST /snippets"]["ratio"]
+    during = [row for name, row in http.items() if "during" in name]
+    assert len(during) == 1 and during[0]["target"]
+
     markdown = (tmp_path / "RESULTS.md").read_text()
     for name in ("End to end", "framework floor", "/get (cached)", "/search plan", "memory: bot"):
         assert name in markdown
-    assert markdown.index("End to end") < markdown.index("In process")
+    assert markdown.index("End to end") < markdown.index("HTTP:") < markdown.index("In process")

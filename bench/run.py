@@ -50,7 +50,6 @@ from core.notifications import email_for
 from core.security import default_hashing_threads
 from core.settings import Settings, SmtpSecurity, load_settings
 from mail.render import CodeHighlighter, EmailRenderer
-from storage import repositories
 from storage.database import Database
 
 log = logging.getLogger("bench")
@@ -468,32 +467,6 @@ class Bench:
             GET_OK,
             1.5,
         )
-        await self.bare_driver_ab()
-
-    async def bare_driver_ab(self) -> None:
-        """Cached /get with the session read and the outbox INSERT through SQLAlchemy Core
-        (before), then on the bare asyncpg connection (after, as shipped), back to back."""
-        text = lambda c, n: f"/get {1 + n % CACHED_REFS}"  # noqa: E731
-        rows = []
-        for bare, label in ((False, "SQLAlchemy Core (before)"), (True, "bare asyncpg (after)")):
-            repositories.BARE_DRIVER = bare
-            try:
-                stats = await self.run_row(text, check=GET_OK)
-            finally:
-                repositories.BARE_DRIVER = True
-            rows.append(
-                Row.from_stats(f"/get (cached), session read + outbox INSERT on {label}", stats)
-            )
-        before, after = rows
-        after.floor = before.name
-        after.ratio = after.p50_ms / before.p50_ms
-        after.cpu_ratio = after.cpu_ms / before.cpu_ms
-        after.note = (
-            f"CPU {before.cpu_ms - after.cpu_ms:+.2f} ms/update saved "
-            f"({after.cpu_ratio:.2f}× the Core path's); ratio columns: against the row above"
-        )
-        for row in rows:
-            self.add(row)
 
     async def cold_get(self) -> None:
         rounds = math.ceil(self.sizes.updates / len(self.chats))

@@ -1,24 +1,18 @@
 """The repositories of `core.ports`, over one connection whose transaction the unit of work owns.
 
 None of them commits. Every statement goes through `_Repository._execute`, the one place where
-connection failures become `StorageUnavailable`, except the two that every /get runs under
-`autocommit()` (the chat's session read, the email's outbox INSERT): on Postgres they go to the
-asyncpg connection directly (`_Repository._bare`), with the same SQL and the same errors.
+connection failures become `StorageUnavailable`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
@@ -38,7 +32,7 @@ from core.entities import (
     TokenPurpose,
     User,
 )
-from core.errors import EmailTaken, FlowConflict, StorageUnavailable
+from core.errors import EmailTaken, FlowConflict
 from core.ports import Clock, SessionRecord
 from storage.errors import unavailable_as_domain_error
 from storage.mapping import columns_for, from_row, values_of
@@ -65,34 +59,6 @@ class _Repository:
     ) -> CursorResult[Any]:
         with unavailable_as_domain_error():
             return await self._connection.execute(statement, parameters)
-
-    async def _bare(self) -> asyncpg.Connection | None:
-        """The asyncpg connection under this unit of work's, when every statement commits on its
-        own (`autocommit()` on Postgres): a statement sent to it directly runs exactly as one
-        sent through SQLAlchemy would, without Core's compiling and result layers (about a
-        third of the CPU such a statement costs). None inside a transaction, where statements
-        must go through SQLAlchemy, which begins the transaction; and on SQLite."""
-        if not BARE_DRIVER or self._connection.dialect.name != "postgresql":
-            return None
-        sync = self._connection.sync_connection
-        if sync is None or sync.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            return None
-        with unavailable_as_domain_error():
-            raw = await self._connection.get_raw_connection()
-        driver: asyncpg.Connection = raw.driver_connection
-        return driver
-
-    @contextlib.asynccontextmanager
-    async def _bare_errors(self) -> AsyncIterator[None]:
-        """As `unavailable_as_domain_error`, and a connection that failed is dropped from the
-        pool (SQLAlchemy does that for the statements it runs)."""
-        try:
-            with unavailable_as_domain_error():
-                yield
-        except StorageUnavailable:
-            with contextlib.suppress(Exception):
-                await self._connection.invalidate()
-            raise
 
     def _upsert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         """An INSERT that understands ON CONFLICT, in the dialect of this connection."""
@@ -377,46 +343,6 @@ _FIND_SESSION = (
 )
 _OUTBOX_INSERT = sa.insert(outbox)
 
-BARE_DRIVER = True
-"""Whether autocommitted hot statements (the chat's session read, an outbox INSERT) go to the
-asyncpg connection directly; the bench turns it off to measure the difference."""
-
-
-def _bare_sql(
-    statement: sa.ClauseElement, names: Sequence[str] | None = None
-) -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    """`statement` as Postgres reads it from asyncpg (`$1` …), its parameters' names in order
-    and the values it binds itself (a LIMIT): built from the same Core statement, so both paths
-    send the same SQL."""
-    compiled = statement.compile(
-        dialect=_ASYNCPG_DIALECT, column_keys=list(names) if names is not None else None
-    )
-    order: Sequence[str] = getattr(compiled, "positiontup", None) or ()
-    return str(compiled), tuple(order), dict(compiled.params)
-
-
-_ASYNCPG_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
-_OUTBOX_COLUMNS = (
-    "id",
-    "message_id",
-    "recipient",
-    "kind",
-    "context",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "created_at",
-)
-_BARE_OUTBOX_INSERT = _bare_sql(_OUTBOX_INSERT, _OUTBOX_COLUMNS)
-_BARE_LATEST_FOR_CLIENT = _bare_sql(_LATEST_FOR_CLIENT)
-
-
-def _utc(value: datetime) -> datetime:
-    """What `UTCDateTime` binds on Postgres."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: pass an aware (UTC) datetime")
-    return value.astimezone(UTC)
-
 
 class SqlSessionRepository(_Repository):
     async def add(self, session: Session) -> None:
@@ -440,28 +366,17 @@ class SqlSessionRepository(_Repository):
         row = (await self._execute(_FIND_SESSION, {"jti": jti})).one_or_none()
         if row is None:
             return None
-        values = row._mapping
-        parent = _session(values, "up_") if row.up_jti is not None else None
-        return SessionRecord(_session(values), _account(values), parent)
+        parent = _session(row, "up_") if row.up_jti is not None else None
+        return SessionRecord(_session(row), _account(row), parent)
 
     async def latest_for_client(self, client: Client) -> SessionRecord | None:
         if client.binding is None:
             return None  # API sessions are bound to no caller: there is no "latest"
-        parameters = {"client_kind": client.kind.value, "client_key": client.binding}
-        bare = await self._bare()
-        if bare is not None:  # every command runs this first: the bare driver's path
-            sql, names, bound = _BARE_LATEST_FOR_CLIENT
-            values = {**bound, **parameters}
-            async with self._bare_errors():
-                record = await bare.fetchrow(sql, *(values[name] for name in names))
-            if record is None:
-                return None
-            return SessionRecord(_session(record, utc=True), _account(record, utc=True))
-        result = await self._execute(_LATEST_FOR_CLIENT, parameters)
-        row = result.one_or_none()
-        return (
-            None if row is None else SessionRecord(_session(row._mapping), _account(row._mapping))
+        result = await self._execute(
+            _LATEST_FOR_CLIENT, {"client_kind": client.kind.value, "client_key": client.binding}
         )
+        row = result.one_or_none()
+        return None if row is None else SessionRecord(_session(row), _account(row))
 
     async def revoke(self, jti: str, at: datetime) -> None:
         await self._revoke_where(sessions.c.jti == jti, at)
@@ -488,44 +403,31 @@ class SqlSessionRepository(_Repository):
         )
 
 
-def _account(values: Mapping[Any, Any], *, utc: bool = False) -> User:
-    """From a Core row's mapping, or (`utc`) an asyncpg record, whose times are converted as
-    `UTCDateTime` would."""
-    at = _as_utc if utc else _same
+def _account(row: Row[Any]) -> User:
     return User(
-        id=values["account_id"],
-        email=values["account_email"],
-        hashed_password=values["account_hashed_password"],
-        is_verified=values["account_is_verified"],
-        created_at=at(values["account_created_at"]),
-        password_generation=values["account_password_generation"],
+        id=row.account_id,
+        email=row.account_email,
+        hashed_password=row.account_hashed_password,
+        is_verified=row.account_is_verified,
+        created_at=row.account_created_at,
+        password_generation=row.account_password_generation,
     )
 
 
-def _session(values: Mapping[Any, Any], prefix: str = "", *, utc: bool = False) -> Session:
-    at = _as_utc if utc else _same
+def _session(row: Row[Any], prefix: str = "") -> Session:
+    values = row._mapping
     return Session(
         jti=values[f"{prefix}jti"],
         user_id=values[f"{prefix}user_id"],
         client_kind=ClientKind(values[f"{prefix}client_kind"]),
         client_key=values[f"{prefix}client_key"],
         token=values[f"{prefix}token"],
-        issued_at=at(values[f"{prefix}issued_at"]),
-        expires_at=at(values[f"{prefix}expires_at"]),
-        revoked_at=at(values[f"{prefix}revoked_at"]),
+        issued_at=values[f"{prefix}issued_at"],
+        expires_at=values[f"{prefix}expires_at"],
+        revoked_at=values[f"{prefix}revoked_at"],
         parent_jti=values[f"{prefix}parent_jti"],
         password_generation=values[f"{prefix}password_generation"],
     )
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _as_utc(value: Any) -> Any:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class SqlOneTimeTokenRepository(_Repository):
@@ -705,26 +607,6 @@ class SqlFlowRepository(_Repository):
 
 class SqlOutbox(_Repository):
     async def add(self, email: OutgoingEmail) -> None:
-        # A /get's email stands alone (autocommit): the bare driver's path. An email caused by
-        # a change goes through SQLAlchemy, in the change's transaction.
-        bare = await self._bare()
-        if bare is not None:
-            sql, names, _ = _BARE_OUTBOX_INSERT
-            values = {
-                "id": email.id,
-                "message_id": email.message_id,
-                "recipient": email.to,
-                "kind": email.kind.value,
-                # SQLAlchemy's asyncpg dialect sends JSON as text (its codec encodes a str)
-                "context": json.dumps(email.context),
-                "status": OutboxStatus.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": _utc(email.created_at),
-                "created_at": _utc(email.created_at),
-            }
-            async with self._bare_errors():
-                await bare.execute(sql, *(values[name] for name in names))
-            return
         await self._execute(
             _OUTBOX_INSERT,
             {

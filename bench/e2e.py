@@ -36,7 +36,7 @@ from bench.botapi import BotApi, Delivered
 
 log = logging.getLogger("bench.e2e")
 
-ECHO_TOKEN = "223456789:ECHOxECHOxECHOxECHOxECHOxECHOxECHOxEC"
+ECHO_TOKEN = "223456789:ECHO-the-echo-bots-token"
 ECHO_USERNAME = "EchoBenchBot"
 REPLY_TIMEOUT_SECONDS = 30.0
 START_TIMEOUT_SECONDS = 90.0

@@ -11,8 +11,8 @@ import pytest
 
 from api.telegram_init_data import InvalidInitData, TelegramUser, validate
 
-TOKEN = "7000000001:AAF-this-bots-token-0123456789abcdefgh"
-OTHER_TOKEN = "7000000002:AAF-another-bots-token-0123456789abcd"
+TOKEN = "7000000001:AAF-this-bots-test-token"
+OTHER_TOKEN = "7000000002:AAF-another-bots-test-token"
 NOW = 1_800_000_000
 MAX_AGE = 3600
 USER = {"id": 424242, "first_name": "Ada", "username": "ada", "language_code": "en"}

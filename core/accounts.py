@@ -34,6 +34,7 @@ from core.ports import Clock, SessionRecord, UnitOfWork, UnitOfWorkFactory
 from core.security import (
     PasswordHasher,
     SessionTokens,
+    TokenClaims,
     check_password_rules,
     hash_secret,
     new_code,
@@ -281,7 +282,8 @@ class AccountService:
             if found is None:
                 raise NoSession
             try:
-                parent = self._check_record(found, chat, found.session.token, now)
+                claims = self._tokens.decode(found.session.token, chat, now)
+                parent = self._check_record(found, chat, claims, now)
             except AuthenticationError:
                 raise NoSession from None
             user = found.user
@@ -309,7 +311,7 @@ class AccountService:
             found = await uow.sessions.find(claims.jti)
             if found is None:
                 raise NotLoggedIn("Your session is not valid.")
-            self._check_record(found, client, token, now)
+            self._check_record(found, client, claims, now)
             await uow.sessions.revoke(claims.jti, now)
             await uow.commit()
         return True
@@ -325,7 +327,9 @@ class AccountService:
             found = await uow.sessions.latest_for_client(client)
         if found is None:
             raise NotLoggedIn
-        self._check_record(found, client, found.session.token, now)
+        # A chat's token is kept in its session row.
+        claims = self._tokens.decode(found.session.token, client, now)
+        self._check_record(found, client, claims, now)
         return found.user
 
     async def authenticate(self, token: str, client: Client) -> User:
@@ -339,7 +343,7 @@ class AccountService:
             found = await uow.sessions.find(claims.jti)
         if found is None:
             raise NotLoggedIn("Your session is not valid.")
-        self._check_record(found, client, token, now)
+        self._check_record(found, client, claims, now)
         return found.user
 
     def _new_session(
@@ -365,11 +369,11 @@ class AccountService:
         )
 
     def _check_record(
-        self, found: SessionRecord, client: Client, token: str, now: datetime
+        self, found: SessionRecord, client: Client, claims: TokenClaims, now: datetime
     ) -> Session:
-        """The session behind `token`, if it may act for `client` now; raises otherwise."""
+        """The session behind a token (its `claims`, decoded and checked once by the caller),
+        if it may act for `client` now; raises otherwise."""
         session = found.session
-        claims = self._tokens.decode(token, client, now)
         if (
             claims.jti != session.jti
             or claims.user_id != session.user_id

@@ -61,8 +61,8 @@ def free_port() -> int:
         return port
 
 
-class BotProcess:
-    """One bot as a process of its own; its log goes to `log_path`."""
+class ChildProcess:
+    """A process the bench starts (a bot, the API server); its log goes to `log_path`."""
 
     def __init__(
         self,
@@ -287,7 +287,7 @@ class EndToEnd:
             self.api = api
             api.bot(self.bot_token, self.bot_username)
             api.bot(ECHO_TOKEN, ECHO_USERNAME)
-            echo = BotProcess(
+            echo = ChildProcess(
                 "echo bot",
                 [sys.executable, "-m", "bench.echo_bot", ECHO_TOKEN, api.base_url],
                 {**os.environ, "PTB_TIMEDELTA": "1"},
@@ -313,7 +313,7 @@ class EndToEnd:
 
     # -- processes -----------------------------------------------------------------------------
 
-    def _product(self, rate_limit: str) -> BotProcess:
+    def _product(self, rate_limit: str) -> ChildProcess:
         lag_file = self.data_dir / f"loop-lag-{rate_limit}.txt"
         env = {
             **os.environ,
@@ -330,7 +330,7 @@ class EndToEnd:
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(free_port()),
         }
-        return BotProcess(
+        return ChildProcess(
             f"snippetvault run (TELEGRAM_RATE_LIMIT={rate_limit})",
             [sys.executable, "-m", "bench.bot_process", str(lag_file), "run"],
             env,
@@ -338,7 +338,7 @@ class EndToEnd:
             lag_file,
         )
 
-    async def _started(self, process: BotProcess, token: str) -> None:
+    async def _started(self, process: ChildProcess, token: str) -> None:
         """Started and long-polling (so past its `post_init`)."""
         await process.start()
         bot = self.api.bots[token]
@@ -349,7 +349,7 @@ class EndToEnd:
                 raise RuntimeError(f"{process.name} did not start:\n{process.log_tail()}")
             await asyncio.sleep(0.05)
 
-    async def _warm(self, product: BotProcess, chats: int) -> None:
+    async def _warm(self, product: ChildProcess, chats: int) -> None:
         """Every chat's first replies (sessions, refs and snippets cached), untimed; then the
         emails they caused are sent."""
         before = self.emails_received
@@ -369,7 +369,7 @@ class EndToEnd:
     # -- a row -----------------------------------------------------------------------------------
 
     async def _row(
-        self, command: Command, mode: str, chats: int, echo: BotProcess, product: BotProcess
+        self, command: Command, mode: str, chats: int, echo: ChildProcess, product: ChildProcess
     ) -> E2ERow:
         echo_slices: list[Slice] = []
         product_slices: list[Slice] = []
@@ -414,7 +414,7 @@ class EndToEnd:
 
     async def _slice(
         self,
-        process: BotProcess,
+        process: ChildProcess,
         token: str,
         mode: str,
         chats: int,

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import jwt
 
-from bench.e2e import free_port, process_cpu_seconds
+from bench.e2e import ChildProcess, free_port
 from bench.rows import Row
 from bench.seed import PASSWORD, Fixture
 
@@ -86,7 +86,7 @@ class HttpBench:
         self.rows: list[Row] = []
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.process: asyncio.subprocess.Process | None = None
+        self.server: ChildProcess | None = None
 
     # -- the server -----------------------------------------------------------------------------
 
@@ -108,45 +108,31 @@ class HttpBench:
             "TRUSTED_PROXIES": "127.0.0.1/32",
         }
         env.pop("BOT_WEBHOOK_URL", None)
-        self.log_path = self.data_dir / "snippetvault-api.log"
-        with self.log_path.open("ab") as log_file:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.api_process",
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-            )
+        self.server = server = ChildProcess(
+            "api",
+            [sys.executable, "-m", "bench.api_process"],
+            env,
+            self.data_dir / "snippetvault-api.log",
+        )
+        await server.start()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         async with httpx.AsyncClient(base_url=self.base) as client:
             while True:
                 with contextlib.suppress(httpx.TransportError):
                     if (await client.get("/__bench/constant")).status_code == 200:
                         return
-                if self.process.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the API server did not start:\n" + self._log_tail())
+                exited = server.process is not None and server.process.returncode is not None
+                if exited or time.monotonic() > deadline:
+                    raise RuntimeError("the API server did not start:\n" + server.log_tail())
                 await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.terminate()
-        try:
-            await asyncio.wait_for(self.process.wait(), 30)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-
-    def _log_tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
-        return ""
+        if self.server is not None:
+            await self.server.stop()
 
     def _cpu(self) -> float:
-        assert self.process is not None
-        return process_cpu_seconds(self.process.pid)
+        assert self.server is not None
+        return self.server.cpu_seconds()
 
     # -- driving --------------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ async def shared_page(token: str, request: Request) -> HTMLResponse:
         shared = await services.organise.open_share(token)
     except ShareGone as gone:
         return _gone(gone)
-    return _page(shared.title, await _snippet_body(shared))
+    return _page(shared.title, await asyncio.to_thread(_snippet_body, shared))
 
 
 @router.post("/s/{token}", include_in_schema=False)
@@ -74,7 +74,7 @@ async def shared_page_once(token: str, request: Request) -> HTMLResponse:
         shared = await _services(request).organise.open_share(token)
     except ShareGone as gone:
         return _gone(gone)
-    return _page(shared.title, await _snippet_body(shared))
+    return _page(shared.title, await asyncio.to_thread(_snippet_body, shared))
 
 
 def _services(request: Request) -> Services:
@@ -92,8 +92,10 @@ def _page(title: str, body: str, *, status_code: int = 200) -> HTMLResponse:
     )
 
 
-async def _snippet_body(shared: SharedSnippet) -> str:
-    code = await asyncio.to_thread(highlighted, shared.code, shared.language)
+def _snippet_body(shared: SharedSnippet) -> str:
+    """The page's body; run off the event loop: highlighting, and quoting and escaping the
+    download link, each cost time in proportion to the code (up to `MAX_SNIPPET_BYTES`)."""
+    code = highlighted(shared.code, shared.language)
     name = file_name(shared.title, shared.language)
     download = f"data:text/plain;charset=utf-8,{quote(shared.code)}"
     return (

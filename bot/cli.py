@@ -81,11 +81,6 @@ def _parser() -> argparse.ArgumentParser:
         "with its docs at /docs, /healthz, the webhook) on HTTP_HOST:HTTP_PORT until "
         "SIGINT/SIGTERM.",
     )
-    run.add_argument(
-        "--no-worker",
-        action="store_true",
-        help="do not send emails from this process (run `snippetvault worker` separately)",
-    )
     run.set_defaults(command=_run)
     api = commands.add_parser(
         "api",
@@ -94,12 +89,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Apply pending migrations, then serve HTTP on HTTP_HOST:HTTP_PORT until "
         "SIGINT/SIGTERM; the bot's chat is not served (run `snippetvault run` for that).",
     )
-    api.add_argument(
-        "--no-worker",
-        action="store_true",
-        help="do not send emails from this process (run `snippetvault worker` separately)",
-    )
     api.set_defaults(command=_api)
+    for serving in (run, api):
+        serving.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="do not send emails from this process (run `snippetvault worker` separately)",
+        )
     worker = commands.add_parser(
         "worker",
         help="run only the email outbox worker (start several to scale out)",

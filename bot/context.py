@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -22,6 +23,8 @@ from core.errors import DomainError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
+INVALID_BUTTON = "This button is no longer valid."
+"""What a press on a stale or forged button is answered with."""
 PRIVATE_ONLY = (
     "For your safety I handle accounts and snippets only in a private chat with me: {link}"
 )
@@ -107,6 +110,17 @@ async def stop_button_spinner(update: Update) -> None:
     if update.callback_query is not None:
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
+
+
+async def matched_button(update: Update, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    """The pressed button's data matched whole against `pattern`; None, with the press answered
+    as `INVALID_BUTTON`, when it does not match."""
+    query = update.callback_query
+    assert query is not None
+    match = pattern.fullmatch(query.data or "")
+    if match is None:
+        await query.answer(INVALID_BUTTON)
+    return match
 
 
 def _holds_password(update: Update) -> bool:

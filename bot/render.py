@@ -69,16 +69,21 @@ def language_class(language: str) -> str:
     return str(aliases[0])
 
 
+def code_block(code: str, language: str) -> str:
+    """`code` as an HTML code block that Telegram highlights as `language`."""
+    return (
+        f'<pre><code class="language-{escape(language_class(language))}">'
+        f"{escape(code)}</code></pre>"
+    )
+
+
 def snippet_header(snippet: Snippet) -> str:
     return f"<b>{escape(snippet.title)}</b> · #{snippet.ref} · {escape(snippet.language)}"
 
 
 def snippet_message(snippet: Snippet, footer: str) -> str | None:
     """The snippet as one HTML message, or None when it does not fit one."""
-    code = (
-        f'<pre><code class="language-{escape(language_class(snippet.language))}">'
-        f"{escape(snippet.code)}</code></pre>"
-    )
+    code = code_block(snippet.code, snippet.language)
     tags = f"{tags_text(snippet.tags)}\n" if snippet.tags else ""
     text = f"{snippet_header(snippet)}\n{tags}{code}\n{footer}"
     visible = (
@@ -99,10 +104,7 @@ def tags_text(tags: tuple[str, ...]) -> str:
 
 def shared_message(shared: SharedSnippet) -> str | None:
     """A shared snippet as one HTML message (title, language, code), or None if too long."""
-    code = (
-        f'<pre><code class="language-{escape(language_class(shared.language))}">'
-        f"{escape(shared.code)}</code></pre>"
-    )
+    code = code_block(shared.code, shared.language)
     note = "Shared with you through SnippetVault (read-only)."
     visible = f"{shared.title} · {shared.language}\n{shared.code}\n{note}"
     if utf16_len(visible) > MESSAGE_LIMIT:

@@ -17,7 +17,9 @@ from core.organise import Version
 router = APIRouter(tags=["organise"])
 
 EXPORT_NAME = "snippetvault-export.zip"
-NumberPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="The version's number.")]
+NumberPath = Annotated[
+    int, Path(alias="n", ge=1, le=2**31 - 1, description="The version's number.")
+]
 
 
 @router.get(
@@ -51,7 +53,7 @@ async def list_revisions(
 )
 async def get_revision(
     snippet_id: IdPath,
-    number: Annotated[int, Path(alias="n", ge=1, le=2**31 - 1)],
+    number: NumberPath,
     user: UserDep,
     services: ServicesDep,
 ) -> RevisionOut:
@@ -68,7 +70,7 @@ async def get_revision(
 )
 async def restore_revision(
     snippet_id: IdPath,
-    number: Annotated[int, Path(alias="n", ge=1, le=2**31 - 1)],
+    number: NumberPath,
     user: UserDep,
     services: ServicesDep,
 ) -> SnippetOut:

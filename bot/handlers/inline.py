@@ -25,7 +25,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from bot.context import BotContext
-from bot.render import language_class, tags_text, utf16_len
+from bot.render import MESSAGE_LIMIT, code_block, tags_text, utf16_len
 from core.entities import Client, Snippet
 from core.errors import AuthenticationError, DomainError, StorageUnavailable
 from core.text import file_name
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 INLINE_RESULTS = 10
 LOGIN_PAYLOAD = "inline"
 """`/start inline`: where the log-in button of an inline answer leads."""
-MAX_INLINE_TEXT = 4096
 _FILE_IDS_KEPT = 1000
 
 
@@ -94,12 +93,11 @@ async def _result(
 
 def _code_block(snippet: Snippet) -> str | None:
     visible = f"{snippet.title} · {snippet.language}\n{snippet.code}"
-    if utf16_len(visible) > MAX_INLINE_TEXT:
+    if utf16_len(visible) > MESSAGE_LIMIT:
         return None
     return (
         f"<b>{escape(snippet.title)}</b> · {escape(snippet.language)}\n"
-        f'<pre><code class="language-{escape(language_class(snippet.language))}">'
-        f"{escape(snippet.code)}</code></pre>"
+        f"{code_block(snippet.code, snippet.language)}"
     )
 
 

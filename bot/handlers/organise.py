@@ -14,7 +14,14 @@ from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, Input
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
-from bot.context import BotContext, logged_in, reply, replying
+from bot.context import (
+    INVALID_BUTTON,
+    BotContext,
+    logged_in,
+    matched_button,
+    reply,
+    replying,
+)
 from bot.handlers.parsing import command_text
 from bot.render import shared_message, snippet_header, snippet_message, tags_text
 from core.archive import MAX_ARCHIVE_BYTES
@@ -61,10 +68,12 @@ async def tags(update: Update, context: BotContext, user: User) -> None:
     await reply(update, "Your tags:\n\n" + "\n".join(lines) + "\n\nFilter with /list #tag")
 
 
-def _ref_and_words(update: Update, usage: str) -> tuple[int, list[str]]:
+def _ref_and_words(update: Update, usage: str, *, least: int = 2) -> tuple[int, list[str]]:
+    """The command's snippet number and the words after it; `usage` when fewer than `least`
+    words were given."""
     assert update.effective_message is not None
     words = command_text(update.effective_message).args.split()
-    if len(words) < 2:
+    if len(words) < least:
         raise ValidationError(usage)
     return parse_ref(words[0]), words[1:]
 
@@ -74,11 +83,8 @@ def _ref_and_words(update: Update, usage: str) -> tuple[int, list[str]]:
 
 @logged_in
 async def history(update: Update, context: BotContext, user: User) -> None:
-    assert update.effective_message is not None
-    words = command_text(update.effective_message).args.split()
-    if not words:
-        raise ValidationError("Which snippet? e.g. /history 3")
-    snippet, versions = await context.services.organise.history(user, parse_ref(words[0]))
+    ref, _ = _ref_and_words(update, "Which snippet? e.g. /history 3", least=1)
+    snippet, versions = await context.services.organise.history(user, ref)
     text, keyboard = _history_page(snippet, versions, 0)
     await reply(update, text, reply_markup=keyboard)
 
@@ -135,12 +141,10 @@ def _version_line(version: Version) -> str:
 
 @logged_in
 async def share(update: Update, context: BotContext, user: User) -> None:
-    assert update.effective_message is not None
-    words = command_text(update.effective_message).args.split()
-    if not words:
-        raise ValidationError("Which snippet? e.g. /share 3, or /share 3 1d (1h, 1d, 7d, once)")
-    expiry = words[1] if len(words) > 1 else ""
-    created = await context.services.organise.share(user, parse_ref(words[0]), expiry)
+    ref, rest = _ref_and_words(
+        update, "Which snippet? e.g. /share 3, or /share 3 1d (1h, 1d, 7d, once)", least=1
+    )
+    created = await context.services.organise.share(user, ref, rest[0] if rest else "")
     link = f"https://t.me/{context.bot.username}?start={created.payload}"
     public_url = context.services.settings.public_url
     if public_url:
@@ -183,11 +187,7 @@ async def shares(update: Update, context: BotContext, user: User) -> None:
 
 @logged_in
 async def unshare(update: Update, context: BotContext, user: User) -> None:
-    assert update.effective_message is not None
-    words = command_text(update.effective_message).args.split()
-    if not words:
-        raise ValidationError("Which snippet? e.g. /unshare 3")
-    ref = parse_ref(words[0])
+    ref, _ = _ref_and_words(update, "Which snippet? e.g. /unshare 3", least=1)
     count = await context.services.organise.unshare(user, ref)
     await reply(update, f"Ended {count} link{'s' if count != 1 else ''} to #{ref}.")
 
@@ -270,13 +270,12 @@ async def button(update: Update, context: BotContext, user: User) -> None:
     id, so an old button never acts on another snippet."""
     query = update.callback_query
     assert query is not None
-    match = _CALLBACK.fullmatch(query.data or "")
+    match = await matched_button(update, _CALLBACK)
     if match is None:
-        await query.answer("This button is no longer valid.")
         return
     action, target, number = match.group(1), UUID(hex=match.group(2)), int(match.group(3) or 0)
     if number > MAX_REF:  # past the column's range: a forged button
-        await query.answer("This button is no longer valid.")
+        await query.answer(INVALID_BUTTON)
         return
     organise = context.services.organise
     try:

@@ -13,10 +13,12 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.context import (
+    INVALID_BUTTON,
     BotContext,
     email_note,
     is_private,
     logged_in,
+    matched_button,
     reply,
     replying,
 )
@@ -276,9 +278,8 @@ async def _delete(
 async def button(update: Update, context: BotContext, user: User) -> None:
     query = update.callback_query
     assert query is not None
-    match = _CALLBACK.fullmatch(query.data or "")
+    match = await matched_button(update, _CALLBACK)
     if match is None:
-        await query.answer("This button is no longer valid.")
         return
     action, number = match.group(1), int(match.group(2) or 0)
     snippet_id = UUID(match.group(3)) if match.group(3) else None
@@ -287,7 +288,7 @@ async def button(update: Update, context: BotContext, user: User) -> None:
     ):
         # Past the ref column's range (a forged button), or from before buttons named their
         # snippet: the database would refuse the query, or the ref may mean another snippet.
-        await query.answer("This button is no longer valid.")
+        await query.answer(INVALID_BUTTON)
         return
     try:
         if action == "open":

@@ -85,6 +85,8 @@ class Services:
     organise: OrganiseService
     archive: ArchiveService
     language_guesser: LanguageGuesser
+    highlighter: CodeHighlighter
+    """Pygments in a child process with a deadline: the emails' and the share page's."""
     clock: Clock = utc_now
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _worker_task: asyncio.Task[None] | None = None
@@ -178,13 +180,14 @@ async def bootstrap(
     # Pygments' guess and highlighting run in child processes with deadlines, started on
     # first use: one user's content must not stall the others.
     language_guesser = LanguageGuesser()
+    highlighter = CodeHighlighter()  # closed by the worker, whose renderer uses it too
     snippets = SnippetService(
         uow, cache, clock, settings.max_snippet_bytes, guess_language=language_guesser
     )
     worker = OutboxWorker(
         database.outbox_queue(),
         mail_transport or create_transport(settings),
-        EmailRenderer(CodeHighlighter()),
+        EmailRenderer(highlighter),
         settings.smtp_from,
         clock,
     )
@@ -201,5 +204,6 @@ async def bootstrap(
         OrganiseService(uow, cache, clock),
         ArchiveService(uow, cache, clock, settings.max_snippet_bytes),
         language_guesser,
+        highlighter,
         clock=clock,
     )

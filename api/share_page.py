@@ -13,9 +13,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import TextLexer, find_lexer_class
 
 from bootstrap import Services
 from core.entities import SharedSnippet
@@ -24,7 +21,6 @@ from core.text import file_name
 
 router = APIRouter()
 
-HIGHLIGHT_MAX_CHARS = 64 * 1024
 """Larger code is shown plain: highlighting is CPU work, and it runs per view."""
 HEADERS = {
     # Only inline styles (Pygments' and ours); no script, no other origin, nothing to frame.
@@ -65,16 +61,24 @@ async def shared_page(token: str, request: Request) -> HTMLResponse:
         shared = await services.organise.open_share(token)
     except ShareGone as gone:
         return _gone(gone)
-    return _page(shared.title, await asyncio.to_thread(_snippet_body, shared))
+    return await _shared(services, shared)
 
 
 @router.post("/s/{token}", include_in_schema=False)
 async def shared_page_once(token: str, request: Request) -> HTMLResponse:
+    services = _services(request)
     try:
-        shared = await _services(request).organise.open_share(token)
+        shared = await services.organise.open_share(token)
     except ShareGone as gone:
         return _gone(gone)
-    return _page(shared.title, await asyncio.to_thread(_snippet_body, shared))
+    return await _shared(services, shared)
+
+
+async def _shared(services: Services, shared: SharedSnippet) -> HTMLResponse:
+    # Pygments can be super-linear on hostile code: it runs where a deadline can stop it,
+    # the emails' highlighter; the rest costs time in proportion to the code, off the loop.
+    code = await services.highlighter(shared.code, shared.language)
+    return _page(shared.title, await asyncio.to_thread(_snippet_body, shared, code))
 
 
 def _services(request: Request) -> Services:
@@ -92,10 +96,9 @@ def _page(title: str, body: str, *, status_code: int = 200) -> HTMLResponse:
     )
 
 
-def _snippet_body(shared: SharedSnippet) -> str:
-    """The page's body; run off the event loop: highlighting, and quoting and escaping the
-    download link, each cost time in proportion to the code (up to `MAX_SNIPPET_BYTES`)."""
-    code = highlighted(shared.code, shared.language)
+def _snippet_body(shared: SharedSnippet, code: str) -> str:
+    """The page's body around the highlighted `code`; run off the event loop: quoting and
+    escaping the download link cost time in proportion to the code."""
     name = file_name(shared.title, shared.language)
     download = f"data:text/plain;charset=utf-8,{quote(shared.code)}"
     return (
@@ -103,11 +106,3 @@ def _snippet_body(shared: SharedSnippet) -> str:
         f'<a download="{escape(name)}" href="{escape(download)}">Download {escape(name)}</a>'
         f"</p>{code}"
     )
-
-
-def highlighted(code: str, language: str) -> str:
-    if len(code) > HIGHLIGHT_MAX_CHARS:
-        return f"<pre>{escape(code)}</pre>"
-    lexer_class = find_lexer_class(language) or TextLexer
-    html: str = highlight(code, lexer_class(), HtmlFormatter(noclasses=True))
-    return html

@@ -136,7 +136,7 @@ class CodeHighlighter:
     ) -> None:
         self._max_chars = max_chars
         self._sandbox = Sandbox(
-            deadline=deadline, name="email highlighting", warm_up=_warm_up_highlighting
+            deadline=deadline, name="highlighting", warm_up=_warm_up_highlighting
         )
 
     async def __call__(self, code: str, language: str) -> Markup:

@@ -117,3 +117,21 @@ async def test_a_delete_ends_the_page(harness: BotHarness, web: httpx.AsyncClien
     await harness.say(1, "/delete 1")
 
     assert (await web.get(path)).status_code == 404
+
+
+async def test_hostile_code_on_the_page_is_shown_plain_within_the_highlighting_deadline(
+    harness: BotHarness, web: httpx.AsyncClient
+) -> None:
+    # The systemd lexer took 38.9 s on these 2,002 characters: a page that highlighted them
+    # in a thread held the interpreter lock that long on every view of a reusable link. The
+    # highlighter's child process is stopped at its deadline and the page shows the code plain.
+    await harness.user(1)
+    hostile = "x" + " " * 2000 + "!"
+    await harness.say(1, f"/save stall\n```systemd\n{hostile}\n```")
+    path = await web_link(harness, "/share 1")
+
+    page = await web.get(path)
+
+    assert page.status_code == 200
+    assert "x" + " " * 2000 + "!" in page.text
+    assert 'class="highlight"' not in page.text  # plain: the deadline stopped Pygments

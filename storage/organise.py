@@ -3,6 +3,7 @@ work's connection. None of them commits."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -76,6 +77,20 @@ class SqlRevisionRepository(_Repository):
             )
         ).all()
         return [_revision(row) for row in rows]
+
+    async def of_owner(self, owner_id: UUID) -> dict[UUID, builtins.list[Revision]]:
+        rows = (
+            await self._execute(
+                sa.select(snippet_revisions)
+                .join(snippets, snippets.c.id == snippet_revisions.c.snippet_id)
+                .where(snippets.c.owner_id == owner_id, _LIVE_SNIPPET)
+                .order_by(snippet_revisions.c.snippet_id, snippet_revisions.c.number)
+            )
+        ).all()
+        kept: dict[UUID, builtins.list[Revision]] = {}
+        for row in rows:
+            kept.setdefault(row.snippet_id, []).append(_revision(row))
+        return kept
 
     async def get(self, snippet_id: UUID, number: int) -> Revision | None:
         result = await self._execute(

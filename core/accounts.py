@@ -517,11 +517,7 @@ class AccountService:
         since = self._now() - self._limits.attempt_window
         for key in keys:
             if await uow.attempts.count_since(key, since) >= self._limits.failed_attempts:
-                oldest = await uow.attempts.oldest_since(key, since)
-                wait = (oldest or since) + self._limits.attempt_window - self._now()
-                # The oldest failure still counts at the very end of its window: waiting
-                # `retry_after` seconds must be enough, so round up past it.
-                raise Throttled(retry_after=max(1, int(wait.total_seconds()) + 1))
+                raise await _throttled(uow, key, since, self._limits.attempt_window, self._now())
 
     async def _count_request(self, action: str, email: str, client: Client) -> None:
         """Counts a signup or reset request of the client and of the address, before any
@@ -560,11 +556,7 @@ class AccountService:
                 since = now - window
                 for key in limited:
                     if await uow.attempts.count_since(key, since) > limit:
-                        oldest = await uow.attempts.oldest_since(key, since)
-                        wait = (oldest or since) + window - now
-                        # The oldest attempt still counts at the very end of its window:
-                        # waiting `retry_after` seconds must be enough, so round up past it.
-                        raise Throttled(retry_after=max(1, int(wait.total_seconds()) + 1))
+                        raise await _throttled(uow, key, since, window, now)
                 if delayed is not None:
                     await self._check_delay(uow, delayed, ids[keys.index(delayed)], since, now)
         except Throttled:
@@ -595,6 +587,17 @@ class AccountService:
         for key in keys:
             await uow.attempts.add(key, now)
         await uow.commit()
+
+
+async def _throttled(
+    uow: UnitOfWork, key: str, since: datetime, window: timedelta, now: datetime
+) -> Throttled:
+    """The refusal of one attempt too many under `key`: wait until its oldest leaves `window`."""
+    oldest = await uow.attempts.oldest_since(key, since)
+    wait = (oldest or since) + window - now
+    # The oldest attempt still counts at the very end of its window: waiting `retry_after`
+    # seconds must be enough, so round up past it.
+    return Throttled(retry_after=max(1, int(wait.total_seconds()) + 1))
 
 
 def _client_key(action: str, client: Client) -> str:

@@ -90,7 +90,9 @@ class ArchiveService:
         async with self._uow() as uow:
             await uow.autocommit()
             snippets = list(await uow.snippets.all_of(owner.id))
-            kept = [(snippet, await uow.revisions.list(snippet.id)) for snippet in snippets]
+            # One query for every snippet's versions, not one per snippet.
+            revisions = await uow.revisions.of_owner(owner.id)
+        kept = [(snippet, revisions.get(snippet.id, [])) for snippet in snippets]
         return await asyncio.to_thread(build_export, kept, self._now())
 
     async def import_archive(self, owner: User, data: bytes) -> Imported:

@@ -374,13 +374,21 @@ def _versions(snippet: Snippet, kept: list[Revision]) -> list[Version]:
     return versions
 
 
-async def _by_key(uow: UnitOfWork, owner: User, key: SnippetKey) -> Snippet:
+async def load_owned(uow: UnitOfWork, owner: User, key: SnippetKey) -> Snippet:
+    """The owner's live snippet named by ref or id; `NotFound` if missing or someone else's."""
     if isinstance(key, UUID):
         snippet = await uow.snippets.get(key)
-        if snippet is None or snippet.owner_id != owner.id:
-            raise SnippetGone(key)  # one answer for any id: none is told from another's
-        return snippet
-    snippet = await uow.snippets.get_by_ref(owner.id, key)
+    else:
+        snippet = await uow.snippets.get_by_ref(owner.id, key)
     if snippet is None or snippet.owner_id != owner.id:
         raise NotFound(key)
     return snippet
+
+
+async def _by_key(uow: UnitOfWork, owner: User, key: SnippetKey) -> Snippet:
+    try:
+        return await load_owned(uow, owner, key)
+    except NotFound:
+        if isinstance(key, UUID):
+            raise SnippetGone(key) from None  # one answer for any id: none is told from another's
+        raise

@@ -6,6 +6,7 @@ Repositories never commit: the unit of work owns the transaction, and leaving it
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,6 +116,10 @@ class RevisionRepository(Protocol):
 
     async def list(self, snippet_id: UUID) -> list[Revision]:
         """Oldest first."""
+
+    async def of_owner(self, owner_id: UUID) -> dict[UUID, builtins.list[Revision]]:
+        """The kept versions of each of the owner's live snippets (by snippet id), oldest
+        first; a snippet without any is absent."""
 
     async def get(self, snippet_id: UUID, number: int) -> Revision | None: ...
 

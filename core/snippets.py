@@ -17,7 +17,7 @@ from core.entities import Page, Snippet, SnippetSummary, User
 from core.errors import BadRef, EmptySearch, NotFound, SearchTooLong
 from core.events import Event, SnippetCreated, SnippetDeleted, SnippetRetrieved
 from core.notifications import email_for, wants_email
-from core.organise import keep_version, split_title_tags
+from core.organise import keep_version, load_owned, split_title_tags
 from core.ports import (
     CachedList,
     CacheRead,
@@ -286,11 +286,7 @@ class SnippetService:
         return await self._cache.get_by_ref(owner.id, key)
 
     async def _load(self, uow: UnitOfWork, owner: User, key: SnippetKey) -> Snippet:
-        if isinstance(key, UUID):
-            snippet = await uow.snippets.get(key)
-        else:
-            snippet = await uow.snippets.get_by_ref(owner.id, key)
-        return _owned(snippet, owner, key)
+        return await load_owned(uow, owner, key)
 
     async def _notify(self, uow: UnitOfWork, owner: User, event: Event) -> bool:
         email = email_for(event, self._now())

@@ -54,10 +54,13 @@ def values_of(entity: Any) -> dict[str, Any]:
     return {name: getattr(entity, name) for name in field_names(type(entity))}
 
 
-def from_row(entity: type[T], row: Row[Any]) -> T:
-    """The entity from a row holding (at least) a column per field."""
+def from_row(entity: type[T], row: Row[Any], **computed: Any) -> T:
+    """The entity from a row holding (at least) a column per field but the `computed` ones."""
     mapping = row._mapping
-    return entity(**{name: mapping[name] for name in field_names(entity)})
+    return entity(
+        **{name: mapping[name] for name in field_names(entity) if name not in computed},
+        **computed,
+    )
 
 
 def columns_for(table: sa.Table, entity: type[Any]) -> tuple[sa.Column[Any], ...]:

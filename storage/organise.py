@@ -3,6 +3,7 @@ work's connection. None of them commits."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
 from core.entities import Revision, SharedSnippet, ShareLink
+from storage.mapping import from_row, values_of
 from storage.models import share_links, snippet_revisions, snippet_tags, snippets
 from storage.repositories import _Repository
 
@@ -55,14 +57,7 @@ class SqlRevisionRepository(_Repository):
             .on_conflict_do_nothing(
                 index_elements=[snippet_revisions.c.snippet_id, snippet_revisions.c.number]
             )
-            .values(
-                snippet_id=revision.snippet_id,
-                number=revision.number,
-                title=revision.title,
-                code=revision.code,
-                language=revision.language,
-                created_at=revision.created_at,
-            )
+            .values(**values_of(revision))
         )
 
     async def last_number(self, snippet_id: UUID) -> int:
@@ -82,6 +77,20 @@ class SqlRevisionRepository(_Repository):
             )
         ).all()
         return [_revision(row) for row in rows]
+
+    async def of_owner(self, owner_id: UUID) -> dict[UUID, builtins.list[Revision]]:
+        rows = (
+            await self._execute(
+                sa.select(snippet_revisions)
+                .join(snippets, snippets.c.id == snippet_revisions.c.snippet_id)
+                .where(snippets.c.owner_id == owner_id, _LIVE_SNIPPET)
+                .order_by(snippet_revisions.c.snippet_id, snippet_revisions.c.number)
+            )
+        ).all()
+        kept: dict[UUID, builtins.list[Revision]] = {}
+        for row in rows:
+            kept.setdefault(row.snippet_id, []).append(_revision(row))
+        return kept
 
     async def get(self, snippet_id: UUID, number: int) -> Revision | None:
         result = await self._execute(
@@ -110,31 +119,15 @@ class SqlRevisionRepository(_Repository):
 
 
 def _revision(row: Row[Any]) -> Revision:
-    return Revision(
-        snippet_id=row.snippet_id,
-        number=row.number,
-        title=row.title,
-        code=row.code,
-        language=row.language,
-        created_at=row.created_at,
-    )
+    return from_row(Revision, row)
 
 
 class SqlShareRepository(_Repository):
     async def add(self, link: ShareLink) -> None:
-        await self._execute(
-            sa.insert(share_links).values(
-                id=link.id,
-                token_hash=link.token_hash,
-                snippet_id=link.snippet_id,
-                owner_id=link.owner_id,
-                created_at=link.created_at,
-                expires_at=link.expires_at,
-                single_use=link.single_use,
-                used_at=link.used_at,
-                revoked_at=link.revoked_at,
-            )
-        )
+        # The snippet's ref and title are read from the snippet, never stored with the link.
+        row = values_of(link)
+        del row["snippet_ref"], row["snippet_title"]
+        await self._execute(sa.insert(share_links).values(**row))
 
     async def open(self, token_hash: str, now: datetime) -> tuple[ShareLink, SharedSnippet] | None:
         result = await self._execute(
@@ -204,16 +197,4 @@ def _live_link(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
 
 
 def _link(row: Row[Any]) -> ShareLink:
-    return ShareLink(
-        id=row.id,
-        token_hash=row.token_hash,
-        snippet_id=row.snippet_id,
-        owner_id=row.owner_id,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        single_use=row.single_use,
-        used_at=row.used_at,
-        revoked_at=row.revoked_at,
-        snippet_ref=row.ref,
-        snippet_title=row.title,
-    )
+    return from_row(ShareLink, row, snippet_ref=row.ref, snippet_title=row.title)

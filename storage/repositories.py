@@ -251,17 +251,7 @@ class SqlSnippetRepository(_Repository):
                 .limit(limit)
             )
         ).all()
-        items = tuple(
-            SnippetSummary(
-                id=row.id,
-                ref=row.ref,
-                title=row.title,
-                language=row.language,
-                created_at=row.created_at,
-                tags=split_tags(row.tags),
-            )
-            for row in rows
-        )
+        items = tuple(from_row(SnippetSummary, row, tags=split_tags(row.tags)) for row in rows)
         if rows:
             total = int(rows[0].total)
         elif offset == 0:
@@ -305,17 +295,7 @@ def escape_like(text: str) -> str:
 
 
 def _snippet(row: Row[Any]) -> Snippet:
-    return Snippet(
-        id=row.id,
-        owner_id=row.owner_id,
-        ref=row.ref,
-        title=row.title,
-        code=row.code,
-        language=row.language,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        tags=split_tags(getattr(row, "tags", None)),
-    )
+    return from_row(Snippet, row, tags=split_tags(getattr(row, "tags", None)))
 
 
 _PARENT = sessions.alias("parent")

@@ -12,6 +12,7 @@ conflicting concurrent commit.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import itertools
 import uuid
@@ -511,6 +512,17 @@ class FakeRevisionRepository(_Repository):
 
     async def list(self, snippet_id: UUID) -> list[Revision]:
         return list(self._t.revisions.get(snippet_id, []))
+
+    async def of_owner(self, owner_id: UUID) -> dict[UUID, builtins.list[Revision]]:
+        tables = self._t
+        return {
+            snippet_id: list(kept)
+            for snippet_id, kept in tables.revisions.items()
+            if kept
+            and snippet_id in tables.snippets
+            and tables.snippets[snippet_id].owner_id == owner_id
+            and snippet_id not in tables.deleted
+        }
 
     async def get(self, snippet_id: UUID, number: int) -> Revision | None:
         return next((r for r in self._t.revisions.get(snippet_id, []) if r.number == number), None)

@@ -6,13 +6,17 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.entities import EmailKind, OutgoingEmail, Snippet, User
+from core.ports import UnitOfWorkFactory
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+SaveUser = Callable[..., Awaitable[User]]
+"""The `saved_user` fixture: stores a new user (overrides as for `new_user`) and returns it."""
 
 
 def new_user(**overrides: Any) -> User:
@@ -40,6 +44,14 @@ def new_snippet(owner: User, ref: int, **overrides: Any) -> Snippet:
     }
     values.update(overrides)
     return Snippet(**values)
+
+
+async def save_snippets(uow_factory: UnitOfWorkFactory, *items: Snippet) -> None:
+    """Stores `items` in one unit of work."""
+    async with uow_factory() as uow:
+        for snippet in items:
+            await uow.snippets.add(snippet)
+        await uow.commit()
 
 
 def new_email(at: datetime = T0, **overrides: Any) -> OutgoingEmail:

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from storage_builders import T0, new_snippet
+from storage_builders import T0, SaveUser, new_snippet, save_snippets
 
-from core.entities import Revision, ShareLink, Snippet, User
+from core.entities import Revision, ShareLink
 from core.organise import OrganiseService
 from core.ports import UnitOfWorkFactory
 from core.snippets import SnippetService
 from storage.cache import MemorySnippetCache
-
-SaveUser = Callable[..., Awaitable[User]]
-
-
-async def _save(uow_factory: UnitOfWorkFactory, *items: Snippet) -> None:
-    async with uow_factory() as uow:
-        for snippet in items:
-            await uow.snippets.add(snippet)
-        await uow.commit()
 
 
 async def test_tags_read_back_with_the_snippet_and_filter_lists(
@@ -32,7 +22,7 @@ async def test_tags_read_back_with_the_snippet_and_filter_lists(
     first = new_snippet(owner, 1, title="Sort", created_at=T0, updated_at=T0)
     second = new_snippet(owner, 2, title="Sum", created_at=T0 + timedelta(1), updated_at=T0)
     theirs = new_snippet(other, 1, title="Sort")
-    await _save(uow_factory, first, second, theirs)
+    await save_snippets(uow_factory, first, second, theirs)
     async with uow_factory() as uow:
         await uow.tags.set(owner.id, first.id, ("python", "sorting"))
         await uow.tags.set(owner.id, second.id, ("python",))
@@ -56,7 +46,7 @@ async def test_a_soft_deleted_snippet_is_hidden_until_undeleted_or_purged(
 ) -> None:
     owner = await saved_user()
     snippet = new_snippet(owner, 1, title="Doomed", code="needle")
-    await _save(uow_factory, snippet)
+    await save_snippets(uow_factory, snippet)
     async with uow_factory() as uow:
         await uow.tags.set(owner.id, snippet.id, ("kept",))
         await uow.snippets.soft_delete(snippet.id, T0)
@@ -91,7 +81,7 @@ async def test_revisions_are_numbered_and_trimmed_to_the_newest(
 ) -> None:
     owner = await saved_user()
     snippet = new_snippet(owner, 1)
-    await _save(uow_factory, snippet)
+    await save_snippets(uow_factory, snippet)
     async with uow_factory() as uow:
         assert await uow.revisions.last_number(snippet.id) == 0
         for number in range(1, 6):
@@ -113,7 +103,7 @@ async def test_share_links_live_use_and_revoke(
 ) -> None:
     owner, other = await saved_user(), await saved_user()
     snippet = new_snippet(owner, 1, title="Shared", code="print(1)")
-    await _save(uow_factory, snippet)
+    await save_snippets(uow_factory, snippet)
     once = ShareLink(uuid.uuid4(), "a" * 64, snippet.id, owner.id, T0, T0 + timedelta(1), True)
     week = ShareLink(uuid.uuid4(), "b" * 64, snippet.id, owner.id, T0, T0 + timedelta(7), False)
     async with uow_factory() as uow:
@@ -141,7 +131,7 @@ async def test_a_share_of_a_deleted_snippet_does_not_open(
 ) -> None:
     owner = await saved_user()
     snippet = new_snippet(owner, 1)
-    await _save(uow_factory, snippet)
+    await save_snippets(uow_factory, snippet)
     link = ShareLink(uuid.uuid4(), "c" * 64, snippet.id, owner.id, T0, T0 + timedelta(7), False)
     async with uow_factory() as uow:
         await uow.shares.add(link)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from storage_builders import T0
+from storage_builders import T0, SaveUser
 
 from core.entities import Client, ClientKind, OneTimeToken, Session, TokenPurpose, User
 from core.ports import SessionRecord, UnitOfWorkFactory
-
-SaveUser = Callable[..., Awaitable[User]]
 
 
 def _session(

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
-from storage_builders import T0, new_snippet
+from storage_builders import T0, SaveUser, new_snippet, save_snippets
 
-from core.entities import Snippet, User
+from core.entities import Snippet
 from core.ports import UnitOfWorkFactory
-
-SaveUser = Callable[..., Awaitable[User]]
-
-
-async def _save(uow_factory: UnitOfWorkFactory, *items: Snippet) -> None:
-    async with uow_factory() as uow:
-        for snippet in items:
-            await uow.snippets.add(snippet)
-        await uow.commit()
 
 
 async def test_a_stored_snippet_reads_back_by_id_and_ref(
@@ -26,7 +16,7 @@ async def test_a_stored_snippet_reads_back_by_id_and_ref(
 ) -> None:
     owner = await saved_user()
     snippet = new_snippet(owner, 1, code="def f():\n    return 'ünïcode ✓'\n")
-    await _save(uow_factory, snippet)
+    await save_snippets(uow_factory, snippet)
 
     async with uow_factory() as uow:
         assert await uow.snippets.get(snippet.id) == snippet
@@ -37,7 +27,7 @@ async def test_a_ref_belongs_to_its_owner(
     uow_factory: UnitOfWorkFactory, saved_user: SaveUser
 ) -> None:
     alice, bob = await saved_user(), await saved_user()
-    await _save(uow_factory, new_snippet(alice, 1))
+    await save_snippets(uow_factory, new_snippet(alice, 1))
 
     async with uow_factory() as uow:
         assert await uow.snippets.get_by_ref(bob.id, 1) is None
@@ -49,7 +39,7 @@ async def test_list_is_newest_first_ties_by_ref_and_paged(
 ) -> None:
     owner, other = await saved_user(), await saved_user()
     same_time = T0 + timedelta(days=1)
-    await _save(
+    await save_snippets(
         uow_factory,
         new_snippet(owner, 1),
         new_snippet(owner, 2, created_at=same_time),
@@ -74,7 +64,7 @@ async def test_a_page_past_the_end_still_counts_the_total(
     uow_factory: UnitOfWorkFactory, saved_user: SaveUser
 ) -> None:
     owner = await saved_user()
-    await _save(uow_factory, new_snippet(owner, 1), new_snippet(owner, 2))
+    await save_snippets(uow_factory, new_snippet(owner, 1), new_snippet(owner, 2))
 
     async with uow_factory() as uow:
         await uow.autocommit()
@@ -96,7 +86,7 @@ async def test_search_matches_title_or_code_ignoring_case_within_the_owner(
     uow_factory: UnitOfWorkFactory, saved_user: SaveUser
 ) -> None:
     owner, other = await saved_user(), await saved_user()
-    await _save(
+    await save_snippets(
         uow_factory,
         new_snippet(owner, 1, title="Quick SORT", code="pass"),
         new_snippet(owner, 2, title="merge", code="# sorted() is stable"),
@@ -128,7 +118,7 @@ async def test_search_takes_wildcards_literally_and_folds_any_script(
     uow_factory: UnitOfWorkFactory, saved_user: SaveUser, text: str, expected_refs: list[int]
 ) -> None:
     owner = await saved_user()
-    await _save(
+    await save_snippets(
         uow_factory,
         new_snippet(owner, 1, title="coverage", code="# 100% done"),
         new_snippet(owner, 2, title="names", code="a_b = 1"),
@@ -148,7 +138,7 @@ async def test_update_replaces_title_code_language_and_updated_at(
 ) -> None:
     owner = await saved_user()
     snippet = new_snippet(owner, 1)
-    await _save(uow_factory, snippet)
+    await save_snippets(uow_factory, snippet)
     edited = Snippet(
         id=snippet.id,
         owner_id=owner.id,

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from storage_builders import new_user
+from storage_builders import SaveUser, new_user
 
-from core.entities import User
 from core.errors import EmailTaken
 from core.ports import UnitOfWorkFactory
-
-SaveUser = Callable[..., Awaitable[User]]
 
 
 async def test_a_stored_user_reads_back_equal(uow_factory: UnitOfWorkFactory) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,18 @@ def spin(seconds: float) -> str:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
+    return "done"
+
+
+def hold(started: str | None, release: str) -> str:
+    """Marks `started` (when given), then works until `release` exists (30 s at most)."""
+    if started is not None:
+        Path(started).touch()
+    end = time.monotonic() + 30.0
+    while not os.path.exists(release):
+        if time.monotonic() > end:
+            return "never released"
+        time.sleep(0.001)
     return "done"
 
 
@@ -75,9 +88,11 @@ async def test_an_overrun_is_cut_at_the_deadline_and_the_child_replaced(sandbox:
     assert await sandbox.run(child_pid) != first
 
 
-async def test_the_event_loop_keeps_running_meanwhile() -> None:
-    # A deadline no busy machine overruns, and half a second of work: the loop ticks meanwhile.
-    sandbox = Sandbox(deadline=10.0, name="test sandbox")
+async def test_the_event_loop_keeps_running_meanwhile(tmp_path: Path) -> None:
+    # The child works until the loop has ticked three times: it answers only if the loop ran
+    # meanwhile, however busy the machine (the deadline is a guard against hanging).
+    sandbox = Sandbox(deadline=60.0, name="test sandbox")
+    ticked = tmp_path / "ticked"
     ticks = 0
 
     async def tick() -> None:
@@ -85,10 +100,12 @@ async def test_the_event_loop_keeps_running_meanwhile() -> None:
         while True:
             await asyncio.sleep(0.01)
             ticks += 1
+            if ticks == 3:
+                ticked.touch()
 
     ticker = asyncio.ensure_future(tick())
     try:
-        assert await sandbox.run(spin, 0.5) == "done"
+        assert await sandbox.run(hold, None, str(ticked)) == "done"
     finally:
         ticker.cancel()
         await sandbox.close()
@@ -118,14 +135,25 @@ async def test_errors_and_deaths_are_sandbox_errors(sandbox: Sandbox) -> None:
     assert await _until_it_answers(sandbox) == 42
 
 
-async def test_a_cancelled_call_does_not_hand_its_answer_to_the_next(sandbox: Sandbox) -> None:
-    call = asyncio.ensure_future(sandbox.run(spin, DEADLINE / 3))
-    await asyncio.sleep(0.02)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
+async def test_a_cancelled_call_does_not_hand_its_answer_to_the_next(tmp_path: Path) -> None:
+    # Cancelled while its child works; the child's answer is released only afterwards, so a
+    # child kept alive would hand "done" to the next call. No deadline runs out meanwhile.
+    sandbox = Sandbox(deadline=60.0, name="test sandbox")
+    started, release = tmp_path / "started", tmp_path / "release"
+    try:
+        call = asyncio.ensure_future(sandbox.run(hold, str(started), str(release)))
+        deadline = time.monotonic() + 60  # a wait for a condition: only a failure waits it out
+        while not started.exists():
+            assert time.monotonic() < deadline, "the call never reached its child"
+            await asyncio.sleep(0.01)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        release.touch()
 
-    assert await _until_it_answers(sandbox) == 42
+        assert await _until_it_answers(sandbox) == 42
+    finally:
+        await sandbox.close()
 
 
 async def test_close_stops_the_children() -> None:

@@ -13,6 +13,11 @@ import pytest
 from tests.fakebotapi import FakeBotApiServer, FakeTelegram
 
 ALICE = 1001
+WAIT = 30.0
+"""Seconds to wait for something that happens at once: a guard against hanging, which only a
+failure waits out."""
+LONG_POLL = 60
+"""A long poll's timeout: longer than WAIT, so that only an early answer arrives within it."""
 
 
 async def raw_exchange(server: FakeBotApiServer, request: bytes) -> bytes:
@@ -21,7 +26,7 @@ async def raw_exchange(server: FakeBotApiServer, request: bytes) -> bytes:
     try:
         writer.write(request)
         await writer.drain()
-        return await asyncio.wait_for(reader.read(), 2)
+        return await asyncio.wait_for(reader.read(), WAIT)
     finally:
         writer.close()
         await writer.wait_closed()
@@ -31,14 +36,14 @@ async def test_long_poll_does_not_block_other_requests(
     server: FakeBotApiServer, tg: FakeTelegram
 ) -> None:
     async with httpx.AsyncClient(base_url=server.base_url + tg.token) as client:
-        poll = asyncio.create_task(client.post("/getUpdates", data={"timeout": "5"}))
+        poll = asyncio.create_task(client.post("/getUpdates", data={"timeout": str(LONG_POLL)}))
         await asyncio.sleep(0.05)
-        me = await asyncio.wait_for(client.post("/getMe"), 1)
+        me = await asyncio.wait_for(client.post("/getMe"), WAIT)
         assert me.json()["result"]["username"] == "SnippetVaultTestBot"
         assert not poll.done()
 
         update = tg.private_message(ALICE, ALICE, "/start")
-        response = await asyncio.wait_for(poll, 1)
+        response = await asyncio.wait_for(poll, WAIT)
         assert response.json() == {"ok": True, "result": [update]}
 
 
@@ -87,9 +92,10 @@ async def test_a_long_poll_whose_client_left_is_cancelled(
     server: FakeBotApiServer, tg: FakeTelegram
 ) -> None:
     _reader, writer = await asyncio.open_connection(server.host, server.port)
-    writer.write(f"POST /bot{tg.token}/getUpdates?timeout=5 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    request = f"POST /bot{tg.token}/getUpdates?timeout={LONG_POLL} HTTP/1.1\r\nHost: x\r\n\r\n"
+    writer.write(request.encode())
     await writer.drain()
-    await tg.wait_for(lambda: tg.calls("getUpdates"), 1)
+    await tg.wait_for(lambda: tg.calls("getUpdates"), WAIT)
     writer.close()
     await writer.wait_closed()
 
@@ -115,9 +121,9 @@ async def test_closing_the_server_ends_pending_long_polls(tg: FakeTelegram) -> N
     server = FakeBotApiServer(tg)
     await server.start()
     async with httpx.AsyncClient(base_url=server.base_url + tg.token) as client:
-        poll = asyncio.create_task(client.post("/getUpdates", data={"timeout": "30"}))
-        await tg.wait_for(lambda: tg.calls("getUpdates"), 1)
-        await asyncio.wait_for(server.close(), 2)
+        poll = asyncio.create_task(client.post("/getUpdates", data={"timeout": str(LONG_POLL)}))
+        await tg.wait_for(lambda: tg.calls("getUpdates"), WAIT)
+        await asyncio.wait_for(server.close(), WAIT)
         with pytest.raises(httpx.HTTPError):
             await poll
 

@@ -13,6 +13,11 @@ from tests.fakebotapi.records import JSONDict
 ALICE = 1001
 BOB = 1002
 GROUP = -1001234567890
+WAIT = 30.0
+"""Seconds to wait for something that happens at once: a guard against hanging, which only a
+failure waits out."""
+LONG_POLL = 60
+"""A long poll's timeout: longer than WAIT, so that only an early answer arrives within it."""
 
 
 async def call(tg: FakeTelegram, method: str, **params: Any) -> JSONDict:
@@ -57,11 +62,11 @@ async def test_negative_offset_keeps_only_the_latest(tg: FakeTelegram) -> None:
 
 
 async def test_long_poll_returns_when_an_update_arrives(tg: FakeTelegram) -> None:
-    poll = asyncio.create_task(ok(tg, "getUpdates", timeout=5))
+    poll = asyncio.create_task(ok(tg, "getUpdates", timeout=LONG_POLL))
     await asyncio.sleep(0.05)
     assert not poll.done()
     update = tg.private_message(ALICE, ALICE, "/start")
-    assert await asyncio.wait_for(poll, 1) == [update]
+    assert await asyncio.wait_for(poll, WAIT) == [update]
 
 
 async def test_long_poll_times_out_empty(tg: FakeTelegram) -> None:
@@ -72,10 +77,10 @@ async def test_long_poll_times_out_empty(tg: FakeTelegram) -> None:
 
 
 async def test_second_poller_terminates_the_first(tg: FakeTelegram) -> None:
-    first = asyncio.create_task(call(tg, "getUpdates", timeout=5))
+    first = asyncio.create_task(call(tg, "getUpdates", timeout=LONG_POLL))
     await asyncio.sleep(0.01)
     assert await ok(tg, "getUpdates") == []
-    body = await asyncio.wait_for(first, 1)
+    body = await asyncio.wait_for(first, WAIT)
     assert body["error_code"] == 409
     assert body["description"].startswith("Conflict: terminated by other getUpdates request")
 
@@ -477,7 +482,7 @@ async def test_wait_for_message_sees_only_messages_after_the_mark(tg: FakeTelegr
         await ok(tg, "sendMessage", chat_id=ALICE, text="hello again")
 
     task = asyncio.create_task(reply_later())
-    message = await tg.wait_for_message(ALICE, "hello", since=mark, timeout=2)
+    message = await tg.wait_for_message(ALICE, "hello", since=mark, timeout=WAIT)
     await task
     assert message.text == "hello again"
 
@@ -495,8 +500,8 @@ async def test_wait_for_times_out_with_a_diagnosis(tg: FakeTelegram) -> None:
 
 async def test_wait_until_delivered(tg: FakeTelegram) -> None:
     update = tg.private_message(ALICE, ALICE, "hi")
-    waiting = asyncio.create_task(tg.wait_until_delivered(update, timeout=2))
+    waiting = asyncio.create_task(tg.wait_until_delivered(update, timeout=WAIT))
     await asyncio.sleep(0.01)
     assert not waiting.done()
     await ok(tg, "getUpdates", offset=update["update_id"] + 1)
-    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(waiting, WAIT)

@@ -13,6 +13,7 @@ from telegram.error import RetryAfter
 
 from bot.ratelimit import GROUP_LIMIT, Gcra, Limit, SharedRateLimiter, bot_limit
 from core.settings import SettingsError, load_settings
+from tests.clocks import FakeTime
 
 BOT = Limit(rate=30, burst=10)
 
@@ -20,19 +21,6 @@ BOT = Limit(rate=30, burst=10)
 def approx(wait: float, booked: bool) -> tuple[float, bool]:
     """`(wait, booked)` as `Gcra.reserve` answers, the wait to a microsecond."""
     return (pytest.approx(wait, abs=1e-6), booked)  # type: ignore[return-value]
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def limiter(time: FakeTime, **kwargs: Any) -> SharedRateLimiter:

@@ -56,7 +56,7 @@ def create_app(
     if runtime is not None and runtime.webhook_mode:
         app.include_router(webhook_router(settings))
         caps[webhook_path(settings)] = MAX_UPDATE_BYTES
-    mount_miniapp(app, settings)
+    mount_miniapp(app)
     default_cap = body_limit(settings)
     app.add_middleware(BodyLimit, limit_for=lambda path: caps.get(path, default_cap))
     if settings.cors_origins:

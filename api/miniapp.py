@@ -16,8 +16,6 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from core.settings import Settings
-
 WEBAPP_DIR = Path(__file__).with_name("webapp")
 INDEX = "index.html"
 TELEGRAM_ORIGIN = "https://telegram.org"
@@ -108,9 +106,9 @@ def load_webapp(directory: Path = WEBAPP_DIR) -> dict[str, StaticFile]:
     return files
 
 
-def mount_miniapp(app: FastAPI, settings: Settings) -> None:
-    """Serves the Mini App at `/app/` (and redirects `/app` there: its links are relative)."""
-    del settings  # the files and headers are the same under every configuration
+def mount_miniapp(app: FastAPI) -> None:
+    """Serves the Mini App at `/app/` (and redirects `/app` there: its links are relative);
+    the files and headers are the same under every configuration."""
     files = load_webapp()
 
     @app.get("/app", include_in_schema=False)

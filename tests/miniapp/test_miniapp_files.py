@@ -13,7 +13,6 @@ import pytest
 from fastapi import FastAPI
 
 from api.miniapp import ASSET_CACHE, WEBAPP_DIR, load_webapp, mount_miniapp
-from core.settings import load_settings
 
 FIRST_LOAD_BUDGET = 250 * 1024
 """Bytes, gzipped: index.html, its stylesheet, its script and every chunk that imports."""
@@ -23,7 +22,7 @@ _STATIC_IMPORT = re.compile(rb'(?:^|[;}\s])import\s*(?:[\w${},\s*]+from\s*)?"(\.
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    mount_miniapp(app, load_settings(_env_file=None))
+    mount_miniapp(app)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as http:

@@ -18,7 +18,7 @@ from telegram import Bot
 from telegram.error import TelegramError
 
 from bootstrap import bootstrap
-from bot.app import ALLOWED_UPDATES, build_application
+from bot.app import ALLOWED_UPDATES, bot_api_requests, build_application
 from bot.context import BotApplication
 from core.settings import Settings
 
@@ -55,11 +55,14 @@ class Runtime:
         """PTB's own `run_polling`, taken apart so the HTTP server owns the event loop
         (its custom-webhook pattern: no updater in webhook mode, updates come as requests)."""
         settings = self.settings
+        requests = bot_api_requests()
         application = build_application(
             settings,
             run_worker=self.with_worker,
             single_poller=not self.webhook_mode,
             webhook=self.webhook_mode,
+            request=requests[0],
+            get_updates_request=requests[1],
         )
         try:
             await application.initialize()
@@ -81,6 +84,8 @@ class Runtime:
             await application.shutdown()
             if application.post_shutdown is not None:
                 await application.post_shutdown(application)
+            for request in requests:  # still open when `initialize` failed
+                await request.shutdown()
 
     async def _receive_updates(self, application: BotApplication) -> None:
         settings = self.settings

@@ -27,6 +27,7 @@ from bot.handlers import accounts, flows, inline, organise, snippets
 from bot.logs import redact_library_logs
 from bot.ratelimit import SharedRateLimiter
 from bot.render import COMMANDS, miniapp_url
+from bot.request import AiohttpRequest
 from core.settings import Settings
 from storage.locks import PollingLock
 
@@ -44,10 +45,13 @@ def build_application(
     single_poller: bool = False,
     webhook: bool = False,
     request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
     rate_limit: bool = True,
 ) -> BotApplication:
     """The bot, wired to `services` (opened in `post_init` from settings when not given).
-    In webhook mode it has no updater: updates arrive as requests to the HTTP server."""
+    In webhook mode it has no updater: updates arrive as requests to the HTTP server.
+    `request` carries the Bot API calls (`bot.request.AiohttpRequest` when not given), and
+    `get_updates_request` the polling (`request` again when only that is given)."""
     assert settings.telegram_bot_token is not None
     redact_library_logs((settings.telegram_bot_token.get_secret_value(),))
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
@@ -63,8 +67,9 @@ def build_application(
     )
     if webhook:
         builder = builder.updater(None)
-    if request is not None:
-        builder = builder.request(request).get_updates_request(request)
+    if request is None:
+        request, get_updates_request = bot_api_requests()
+    builder = builder.request(request).get_updates_request(get_updates_request or request)
     if rate_limit:
         builder = builder.rate_limiter(
             SharedRateLimiter.for_bot(
@@ -76,6 +81,13 @@ def build_application(
     application: BotApplication = builder.build()
     add_handlers(application)
     return application
+
+
+def bot_api_requests() -> tuple[BaseRequest, BaseRequest]:
+    """The Bot API transport as deployed: one pool for the calls, one connection to poll on.
+    PTB shuts them down with the application, but not when its `initialize` fails: whoever
+    builds them closes them then (`BaseRequest.shutdown` may be called twice)."""
+    return AiohttpRequest(), AiohttpRequest(connection_pool_size=1)
 
 
 def add_handlers(application: BotApplication) -> None:

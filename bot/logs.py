@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 _TOKEN = re.compile(r"\d{5,12}:[A-Za-z0-9_-]{30,}")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
-_NOISY = ("httpx", "httpcore", "telegram.request", "aiosqlite", "asyncio")
-_LEAKY = ("telegram.Bot", "telegram.ext.ExtBot", "httpx", "httpcore", "aiosqlite")
+_NOISY = ("httpx", "httpcore", "aiohttp", "telegram.request", "aiosqlite", "asyncio")
+_LEAKY = ("telegram.Bot", "telegram.ext.ExtBot", "httpx", "httpcore", "aiohttp", "aiosqlite")
 """Loggers whose records carry secrets: PTB logs its Bot API URLs (token included) at DEBUG,
 httpx each request's URL, aiosqlite each statement's parameters (session tokens)."""
 

@@ -1,4 +1,5 @@
-"""`python -m bench.bot_process LAG_FILE ARGS…`: `snippetvault ARGS…` with a loop-lag monitor.
+"""`python -m bench.bot_process LAG_FILE ARGS…`: `snippetvault ARGS…` with a loop-lag monitor
+(`… LAG_FILE echo ARGS…`: the echo bot, `python -m bench.echo_bot ARGS…`, with the same monitor).
 
 The same entry point as the console script (`bot.cli.main`), plus, on every event loop the
 process creates, a timer that re-arms itself every `TICK_SECONDS` and writes how late it fired
@@ -88,6 +89,11 @@ def main() -> int:
     out = open(lag_file, "a", encoding="ascii")  # noqa: SIM115 - open for the process's life
     asyncio.set_event_loop_policy(_WatchedPolicy(out))
     _watch_gc(out)
+    if arguments[:1] == ["echo"]:  # the echo bot, watched the same way
+        from bench.echo_bot import main as echo
+
+        echo(arguments[1:])
+        return 0
     from bot.cli import main as snippetvault
 
     profile = os.environ.get("BENCH_PROFILE")

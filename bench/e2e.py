@@ -1,10 +1,10 @@
 """End-to-end rows: the bot as deployed, measured from outside, against a bare echo bot.
 
-`snippetvault run` (through `bench.bot_process`, which adds a loop-lag monitor) and
-`bench.echo_bot` run as processes of their own. Both long-poll one HTTP Bot API
-(`bench.botapi`) in this process, and simulated users see a reply only when the Bot API
-receives it. Each row alternates slices, echo then product, so both bots meet the same
-moment of a shared machine. Per bot and row: p50/p90/p99 of "user sends → reply visible",
+`snippetvault run` and `bench.echo_bot` run as processes of their own, both through
+`bench.bot_process`, which adds a loop-lag monitor (read for the product only). Both long-poll
+one HTTP Bot API (`bench.botapi`) in this process, and simulated users see a reply only when
+the Bot API receives it. Each row alternates slices, echo then product, so both bots meet the
+same moment of a shared machine. Per bot and row: p50/p90/p99 of "user sends → reply visible",
 replies a second, and CPU per reply of the bot's process (utime + stime from /proc; for the
 product, measured until the emails of the slice reached the SMTP sink, so the outbox worker's
 rendering and sending count too).
@@ -289,7 +289,16 @@ class EndToEnd:
             api.bot(ECHO_TOKEN, ECHO_USERNAME)
             echo = ChildProcess(
                 "echo bot",
-                [sys.executable, "-m", "bench.echo_bot", ECHO_TOKEN, api.base_url],
+                # Under the same loop-lag monitor as the product (its ticks cost CPU too).
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.bot_process",
+                    str(self.data_dir / "loop-lag-echo.txt"),
+                    "echo",
+                    ECHO_TOKEN,
+                    api.base_url,
+                ],
                 {**os.environ, "PTB_TIMEDELTA": "1"},
                 self.data_dir / "echo-bot.log",
             )

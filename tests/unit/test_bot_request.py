@@ -15,7 +15,7 @@ from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
 from bot.logs import redact_library_logs
-from bot.request import AiohttpRequest
+from bot.request import AiohttpRequest, _proxy_for
 
 TOKEN = "123456789:AAHsecret-part-of-the-token-0123456789"
 CHAT = {"id": 42, "type": "private", "first_name": "Ada"}
@@ -176,3 +176,38 @@ async def test_initialize_after_shutdown_opens_it_again(server: BotApiServer) ->
         await request.shutdown()
     assert status == 200
     assert json.loads(body)["result"]["username"] == "b_bot"
+
+
+async def test_requests_go_through_the_proxy_named_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request_lines: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_lines.append(head.split(b"\r\n", 1)[0])
+        body = b'{"ok": true, "result": true}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("NO_PROXY", "bypassed.example")
+    _proxy_for.cache_clear()
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        status, _ = await request.do_request("http://api.example/botT/close", "POST")
+        with pytest.raises(NetworkError):  # not proxied: the name does not resolve
+            await request.do_request("http://bypassed.example/botT/close", "POST")
+    finally:
+        await request.shutdown()
+        server.close()
+        _proxy_for.cache_clear()
+    assert status == 200
+    assert request_lines == [b"POST http://api.example/botT/close HTTP/1.1"]

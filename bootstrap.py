@@ -182,7 +182,12 @@ async def bootstrap(
     language_guesser = LanguageGuesser()
     highlighter = CodeHighlighter()  # closed by the worker, whose renderer uses it too
     snippets = SnippetService(
-        uow, cache, clock, settings.max_snippet_bytes, guess_language=language_guesser
+        uow,
+        cache,
+        clock,
+        settings.max_snippet_bytes,
+        guess_language=language_guesser,
+        copies_uow=database.uow_factory(wait_for_disk=False),
     )
     worker = OutboxWorker(
         database.outbox_queue(),

@@ -63,21 +63,34 @@ ORDER BY created_at DESC, ref DESC LIMIT 8
 """
 
 
+UNSYNCED = {"synchronous_commit": "off"}
+"""The settings of the connections that write the email of a /get, as the product's are
+(`storage.database.Database.uow_factory(wait_for_disk=False)`): their commits do not wait for
+the disk."""
+
+
 class FloorDrivers:
-    """Bare drivers for the floors: one asyncpg connection per concurrent chat, one Redis client."""
+    """Bare drivers for the floors: one asyncpg connection per concurrent chat and durability
+    (the /get floors' commits do not wait for the disk, as the product's), one Redis client."""
 
     def __init__(self, dsn: str, redis_url: str, size: int) -> None:
         self._dsn = dsn
         self._size = size
-        self._idle: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
+        self._idle: dict[bool, asyncio.Queue[asyncpg.Connection]] = {
+            True: asyncio.Queue(),
+            False: asyncio.Queue(),
+        }
         self.redis = aioredis.Redis.from_url(redis_url)
         self._all: list[asyncpg.Connection] = []
 
     async def open(self) -> None:
-        for _ in range(self._size):
-            connection = await asyncpg.connect(self._dsn)
-            self._all.append(connection)
-            self._idle.put_nowait(connection)
+        for wait_for_disk, idle in self._idle.items():
+            for _ in range(self._size):
+                connection = await asyncpg.connect(
+                    self._dsn, server_settings={} if wait_for_disk else UNSYNCED
+                )
+                self._all.append(connection)
+                idle.put_nowait(connection)
 
     async def close(self) -> None:
         for connection in self._all:
@@ -85,12 +98,13 @@ class FloorDrivers:
         await self.redis.aclose()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        connection = await self._idle.get()
+    async def connection(self, *, wait_for_disk: bool = True) -> AsyncIterator[asyncpg.Connection]:
+        idle = self._idle[wait_for_disk]
+        connection = await idle.get()
         try:
             yield connection
         finally:
-            self._idle.put_nowait(connection)
+            idle.put_nowait(connection)
 
 
 class Floors:
@@ -137,7 +151,7 @@ class Floors:
 
     async def cached_get(self, update: Update, context: Any) -> None:
         ref = int(context.args[0])
-        async with self._drivers.connection() as connection:
+        async with self._drivers.connection(wait_for_disk=False) as connection:
             user = await self._session(connection, update)
             value = await self._drivers.redis.get(f"snippet:{self._snippet_ids[(user['id'], ref)]}")
             assert value is not None, "the floor of a cached /get needs the snippet cached"
@@ -148,7 +162,7 @@ class Floors:
     async def cold_get(self, update: Update, context: Any) -> None:
         ref = int(context.args[0])
         redis = self._drivers.redis
-        async with self._drivers.connection() as connection:
+        async with self._drivers.connection(wait_for_disk=False) as connection:
             user = await self._session(connection, update)
             key = f"floor:{user['id']}:{ref}"
             await redis.get(key)

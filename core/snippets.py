@@ -77,8 +77,12 @@ class SnippetService:
         clock: Clock,
         max_snippet_bytes: int,
         guess_language: GuessLanguage = _no_guess,
+        copies_uow: UnitOfWorkFactory | None = None,
     ) -> None:
+        """`copies_uow`: units of work for what only copies what the user already has (the
+        email of a snippet just shown), whose commit need not wait for the disk."""
         self._uow = uow
+        self._copies_uow = copies_uow or uow
         self._cache = cache
         self._now = clock
         self.max_snippet_bytes = max_snippet_bytes
@@ -134,7 +138,7 @@ class SnippetService:
                 return await self.get(owner, snippet_id)
         read = await self._read(owner, key)
         cached = _cached(read, owner, key)
-        async with self._uow() as uow:
+        async with self._copies_uow() as uow:
             # The read (on a miss) and the email's INSERT need not be one transaction: the
             # email holds what was read, and a failed INSERT leaves nothing to undo.
             await uow.autocommit()

@@ -40,3 +40,20 @@ async def test_a_plain_postgresql_url_uses_asyncpg() -> None:
         assert database.engine.dialect.driver == "asyncpg"
     finally:
         await database.dispose()
+
+
+@pytest.mark.postgres
+async def test_only_units_of_work_for_copies_commit_without_waiting_for_the_disk(
+    postgres_url: str,
+) -> None:
+    database = Database(postgres_url)
+    try:
+        settings = []
+        for factory in (database.uow_factory(), database.uow_factory(wait_for_disk=False)):
+            async with factory() as uow:
+                connection = uow._require_connection()  # type: ignore[attr-defined]
+                result = await connection.exec_driver_sql("SHOW synchronous_commit")
+                settings.append(result.scalar_one())
+        assert settings == ["on", "off"]
+    finally:
+        await database.dispose()

@@ -17,7 +17,7 @@ COMMAND_TIMEOUT_SECONDS = 8.0
 milliseconds, so this only bounds how long a person waits when the database is unreachable."""
 POOL_SIZE = 20
 POOL_MAX_OVERFLOW = 20
-UNSYNCED_POOL_SIZE = 10
+UNSYNCED_POOL_SIZE = 5
 """The pool whose commits do not wait for the disk holds each connection for one INSERT (and
 a read on a cache miss): half the size is plenty, and spares the server's connection limit."""
 POOL_RECYCLE_SECONDS = 1800

@@ -32,6 +32,10 @@ from core.errors import (
 
 LOGIN_FIRST = "Please log in first: <code>/login your@email password</code> (or /signup)."
 UNAVAILABLE = "The database is temporarily unavailable. Please try again in a minute."
+EMAIL_NOT_QUEUED = (
+    "📭 The email with the full code could not be queued: the database is temporarily "
+    "unavailable. Send /get {ref} again in a minute to have it sent."
+)
 
 
 def error_reply(error: DomainError) -> str:

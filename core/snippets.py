@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from uuid import UUID
 
-from core.entities import Page, Snippet, SnippetSummary, User
+from core.entities import OutgoingEmail, Page, Snippet, SnippetSummary, User
 from core.errors import BadRef, EmptySearch, NotFound, SearchTooLong
 from core.events import Event, SnippetCreated, SnippetDeleted, SnippetRetrieved
 from core.notifications import email_for, wants_email
@@ -53,6 +53,15 @@ class Saved:
     snippet: Snippet
     emailed: bool
     """False when the owner's address is unverified, so no email was queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A snippet read to be shown, and the email copy of its code it owes its owner (None when
+    the address is unverified)."""
+
+    snippet: Snippet
+    copy: OutgoingEmail | None
 
 
 def parse_ref(raw: str) -> int:
@@ -129,25 +138,31 @@ class SnippetService:
         return await self.create(owner, title or filename, code, filename=filename)
 
     async def get(self, owner: User, key: SnippetKey, *, snippet_id: UUID | None = None) -> Saved:
-        """The snippet, and its code queued as an email to the owner.
+        """The snippet, and its code queued as an email to the owner (`show`, then
+        `queue_copy`)."""
+        shown = await self.show(owner, key, snippet_id=snippet_id)
+        await self.queue_copy(shown)
+        return Saved(shown.snippet, shown.copy is not None)
+
+    async def show(self, owner: User, key: SnippetKey, *, snippet_id: UUID | None = None) -> Shown:
+        """The snippet, with the email copy of its code that it owes the owner, not yet queued:
+        an edge may show the snippet while `queue_copy` queues it, rather than after.
 
         `snippet_id`, where given (a button made for one snippet), is what is looked up, so an
         old button never acts on what its ref means for whoever is logged in now."""
-        if snippet_id is not None:
-            with _shown_as(key):
-                return await self.get(owner, snippet_id)
-        read = await self._read(owner, key)
-        cached = _cached(read, owner, key)
+        snippet = await self.view(owner, key, snippet_id=snippet_id)
+        copy = email_for(SnippetRetrieved(owner, snippet), self._now())
+        return Shown(snippet, copy if wants_email(owner, copy.kind) else None)
+
+    async def queue_copy(self, shown: Shown) -> None:
+        """Queues the email copy of a shown snippet (nothing when it owes none). Its commit need
+        not wait for the disk (`copies_uow`): the owner has the code already."""
+        if shown.copy is None:
+            return
         async with self._copies_uow() as uow:
-            # The read (on a miss) and the email's INSERT need not be one transaction: the
-            # email holds what was read, and a failed INSERT leaves nothing to undo.
             await uow.autocommit()
-            snippet = cached or await self._load(uow, owner, key)
-            emailed = await self._notify(uow, owner, SnippetRetrieved(owner, snippet))
+            await uow.outbox.add(shown.copy)
             await uow.commit()
-        if cached is None:
-            await self._cache.put_snippet(snippet, read.ticket)
-        return Saved(snippet, emailed)
 
     async def view(
         self, owner: User, key: SnippetKey, *, snippet_id: UUID | None = None

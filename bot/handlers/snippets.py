@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import re
 from html import escape
 from io import BytesIO
@@ -36,11 +38,13 @@ from bot.render import (
     snippet_message,
     undo_keyboard,
 )
-from bot.wording import not_found
+from bot.wording import EMAIL_NOT_QUEUED, not_found
 from core.entities import Page, Snippet, SnippetSummary, User
-from core.errors import NotFound, ValidationError
-from core.snippets import MAX_REF, Saved, parse_ref
+from core.errors import NotFound, StorageUnavailable, ValidationError
+from core.snippets import MAX_REF, Saved, Shown, parse_ref
 from core.text import file_name, unwrap_fence
+
+log = logging.getLogger(__name__)
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 """Bots cannot download files larger than this from Telegram's cloud Bot API."""
@@ -152,9 +156,26 @@ async def get(update: Update, context: BotContext, user: User) -> None:
 async def _show(
     update: Update, context: BotContext, user: User, ref: int, snippet_id: UUID | None = None
 ) -> None:
-    saved = await context.services.snippets.get(user, ref, snippet_id=snippet_id)
-    snippet = saved.snippet
-    footer = email_note(saved.emailed, "The full code")
+    snippets = context.services.snippets
+    shown = await snippets.show(user, ref, snippet_id=snippet_id)
+    # The reply goes out while the email copy is queued, not after.
+    sent, queued = await asyncio.gather(
+        _send_snippet(update, context, shown),
+        snippets.queue_copy(shown),
+        return_exceptions=True,
+    )
+    if isinstance(sent, BaseException):
+        raise sent
+    if isinstance(queued, StorageUnavailable):
+        log.warning("database unavailable while queueing the email of update %s", update.update_id)
+        await reply(update, EMAIL_NOT_QUEUED.format(ref=shown.snippet.ref))
+    elif isinstance(queued, BaseException):
+        raise queued
+
+
+async def _send_snippet(update: Update, context: BotContext, shown: Shown) -> None:
+    snippet = shown.snippet
+    footer = email_note(shown.copy is not None, "The full code")
     text = snippet_message(snippet, footer)
     keyboard = snippet_keyboard(snippet, miniapp_url(context.services.settings, snippet.ref))
     chat = update.effective_chat

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from core.errors import StorageUnavailable
+from core.snippets import Shown
 from tests.bot.conftest import BotHarness
 
 TRICKY_TITLE = "a < b && c > d </pre>"
@@ -166,3 +170,24 @@ async def test_another_users_snippet_is_answered_like_a_missing_one(harness: Bot
         await harness.say(2, "/rename 3 Stolen")
     ).replace("3", "2")
     assert "Secret 2 · #2" in await harness.say(1, "/get 2")
+
+
+async def test_the_snippet_is_shown_even_when_its_email_cannot_be_queued(
+    harness: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await harness.user(1)
+    number = await harness.save(1, "Add", "def add(a, b):\n    return a + b")
+    await harness.deliver_emails()
+
+    async def database_down(shown: Shown) -> None:
+        raise StorageUnavailable("connection refused")
+
+    monkeypatch.setattr(harness.services.snippets, "queue_copy", database_down)
+    shown, told = await harness.exchange(
+        1, harness.tg.private_message(1, 1, f"/get {number}", enqueue=False)
+    )
+
+    assert "def add(a, b):" in shown.text
+    assert "could not be queued" in told.text
+    assert f"/get {number} again" in told.text
+    assert await harness.deliver_emails() == 0

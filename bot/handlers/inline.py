@@ -7,6 +7,7 @@ document. Nothing is emailed, and nothing of the account reaches the chat it lan
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from html import escape
@@ -33,6 +34,9 @@ from core.text import file_name
 log = logging.getLogger(__name__)
 
 INLINE_RESULTS = 10
+UPLOADS_PER_ANSWER = 3
+"""Long snippets uploaded for one answer (two Bot API calls each): an answer with ten of them
+would take twenty calls, past Telegram's patience and a private chat's send rate."""
 LOGIN_PAYLOAD = "inline"
 """`/start inline`: where the log-in button of an inline answer leads."""
 _FILE_IDS_KEPT = 1000
@@ -60,14 +64,30 @@ async def inline_query(update: Update, context: BotContext) -> None:
         found = await context.services.organise.matching(user, query.query, INLINE_RESULTS)
     except DomainError:
         found = []
-    results = [await _result(context, query.from_user.id, snippet) for snippet in found]
+    uploads = _Uploads(UPLOADS_PER_ANSWER)
+    results = await asyncio.gather(
+        *(_result(context, query.from_user.id, snippet, uploads) for snippet in found)
+    )
     await query.answer(
         [result for result in results if result is not None], cache_time=0, is_personal=True
     )
 
 
+class _Uploads:
+    """How many new uploads one answer may still make (the rest wait for a later query)."""
+
+    def __init__(self, allowed: int) -> None:
+        self.left = allowed
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
 async def _result(
-    context: BotContext, user_id: int, snippet: Snippet
+    context: BotContext, user_id: int, snippet: Snippet, uploads: _Uploads
 ) -> InlineQueryResultArticle | InlineQueryResultCachedDocument | None:
     description = " ".join(part for part in (snippet.language, tags_text(snippet.tags)) if part)
     text = _code_block(snippet)
@@ -78,7 +98,7 @@ async def _result(
             description=f"{description}\n{snippet.code[:80]}",
             input_message_content=InputTextMessageContent(text, parse_mode=ParseMode.HTML),
         )
-    file_id = await _uploaded(context, user_id, snippet)
+    file_id = await _uploaded(context, user_id, snippet, uploads)
     if file_id is None:
         return None
     return InlineQueryResultCachedDocument(
@@ -101,15 +121,21 @@ def _code_block(snippet: Snippet) -> str | None:
     )
 
 
-async def _uploaded(context: BotContext, user_id: int, snippet: Snippet) -> str | None:
+async def _uploaded(
+    context: BotContext, user_id: int, snippet: Snippet, uploads: _Uploads
+) -> str | None:
     """A long snippet as a Telegram file: inline results can only name uploaded files, so it
-    is sent once to the caller's own private chat with the bot and the message removed."""
+    is sent once to the caller's own private chat with the bot and the message removed. An
+    answer makes at most `UPLOADS_PER_ANSWER` uploads, at once, so it comes in Telegram's time
+    and within the chat's send rate; the others are offered once a later query uploaded them."""
     known: OrderedDict[tuple[UUID, str], str] = context.bot_data.setdefault(
         "inline_file_ids", OrderedDict()
     )
     key = (snippet.id, snippet.updated_at.isoformat())
     if key in known:
         return known[key]
+    if not uploads.take():
+        return None
     try:
         message = await context.bot.send_document(
             user_id,

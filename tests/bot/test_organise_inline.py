@@ -95,3 +95,21 @@ async def test_deleted_snippets_are_not_offered(harness: BotHarness) -> None:
 
     assert (await ask(harness, 1, ""))["results"] == []
     assert (await ask(harness, 1, "doomed"))["results"] == []
+
+
+async def test_an_answer_uploads_a_few_long_snippets_and_later_ones_offer_the_rest(
+    harness: BotHarness,
+) -> None:
+    await harness.user(1)
+    for n in range(5):
+        code = "\n".join(f"long{n}_{i} = {i}" for i in range(900))
+        await harness.save(1, f"Long {n}", code)
+    uploads_before = len(harness.tg.sent_messages(1))
+
+    first = await ask(harness, 1, "long")
+
+    assert len(first["results"]) == 3  # three uploads for this answer, no more
+    assert len(harness.tg.sent_messages(1)) - uploads_before == 3
+    second = await ask(harness, 1, "long")
+    assert sorted(titles(second)) == [f"Long {n}" for n in range(5)]
+    assert len(harness.tg.sent_messages(1)) - uploads_before == 5  # each uploaded once

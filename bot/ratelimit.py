@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from storage.breaker import CircuitBreaker
 from storage.cache import connect_redis
 
 log = logging.getLogger(__name__)
@@ -193,9 +194,14 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         self._sleep = sleep
         self._local = Gcra()
         self._paused_until = 0.0
-        self._redis_retry_after = redis_retry_after_seconds
-        self._redis_back_at = 0.0
-        self._redis_down = False
+        self._breaker = CircuitBreaker(
+            redis_retry_after_seconds,
+            clock,
+            logger=log,
+            down="Redis is unreachable (%s); each process keeps its own rate limit "
+            "until it is back",
+            back="Redis is reachable again; the rate limit is shared again",
+        )
         self._redis_clock = redis_clock
         self._pause_read_at = -math.inf
         self._reserve_script: Any = None
@@ -312,11 +318,11 @@ class SharedRateLimiter(BaseRateLimiter[int]):
             # No budget to draw on (no chat, or a private chat with no overall limit): only a
             # pause holds it, and the shared one is read at most every SHARED_PAUSE_READ_SECONDS
             # instead of a round trip per request.
-            if not self._use_redis(now) or now - self._pause_read_at < SHARED_PAUSE_READ_SECONDS:
+            if not self._use_redis() or now - self._pause_read_at < SHARED_PAUSE_READ_SECONDS:
                 return 0.0, 0.0, True
             self._pause_read_at = now
             return await self.pause_remaining(), 0.0, True
-        if self._use_redis(now):
+        if self._use_redis():
             try:
                 paused_ms, wait_us, booked = await self._reserve_script(
                     keys=[self._pause_key, *(key for key, _ in limits)],
@@ -335,7 +341,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         """Holds every request of every process for `seconds` (a 429 said so)."""
         now = self._clock()
         self._paused_until = max(self._paused_until, now + seconds)
-        if self._use_redis(now):
+        if self._use_redis():
             try:
                 await self._pause_script(keys=[self._pause_key], args=[math.ceil(seconds * 1000)])
             except (RedisError, OSError, TimeoutError) as error:
@@ -346,7 +352,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
     async def pause_remaining(self) -> float:
         now = self._clock()
         local = max(0.0, self._paused_until - now)
-        if not self._use_redis(now):
+        if not self._use_redis():
             return local
         assert self._redis is not None
         try:
@@ -362,23 +368,15 @@ class SharedRateLimiter(BaseRateLimiter[int]):
     def _redis_now(self) -> str:
         return "" if self._redis_clock is None else f"{self._redis_clock() * 1000:.3f}"
 
-    def _use_redis(self, now: float) -> bool:
-        return self._redis is not None and now >= self._redis_back_at
+    def _use_redis(self) -> bool:
+        return self._redis is not None and self._breaker.allows_call()
 
     def _redis_failed(self, error: BaseException) -> None:
         self.counters.redis_failures += 1
-        self._redis_back_at = self._clock() + self._redis_retry_after
-        if not self._redis_down:
-            self._redis_down = True
-            log.warning(
-                "Redis is unreachable (%s); each process keeps its own rate limit until it is back",
-                error,
-            )
+        self._breaker.record_failure(error)
 
     def _redis_ok(self) -> None:
-        if self._redis_down:
-            self._redis_down = False
-            log.info("Redis is reachable again; the rate limit is shared again")
+        self._breaker.record_success()
 
 
 def _script_args(limits: list[tuple[str, Limit]]) -> list[str]:

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from core.entities import Snippet, SnippetSummary
 from core.ports import CachedList, CacheRead, CacheTicket, SnippetCache
 from core.settings import Settings
+from storage.breaker import CircuitBreaker
 from storage.mapping import from_json, to_json
 
 logger = logging.getLogger(__name__)
@@ -168,33 +169,6 @@ return {id, redis.call('GET', key), redis.call('GET', key .. ARGV[2]), list_gene
 """
 
 
-class _CircuitBreaker:
-    """After a failure, skip the backend for a moment instead of waiting on it every call."""
-
-    def __init__(self, retry_after_seconds: float, clock: Callable[[], float]) -> None:
-        self._retry_after = retry_after_seconds
-        self._clock = clock
-        self._closed_until = 0.0
-        self.is_down = False
-
-    def allows_call(self) -> bool:
-        return self._clock() >= self._closed_until
-
-    def record_failure(self, error: BaseException) -> None:
-        self._closed_until = self._clock() + self._retry_after
-        if not self.is_down:
-            self.is_down = True
-            logger.warning(
-                "Redis is unreachable (%s); serving snippets from the database until it is back",
-                error,
-            )
-
-    def record_success(self) -> None:
-        if self.is_down:
-            self.is_down = False
-            logger.info("Redis is reachable again; snippet caching resumed")
-
-
 class RedisSnippetCache:
     """The shared cache. Takes ownership of `client` (`close()` closes it)."""
 
@@ -212,7 +186,13 @@ class RedisSnippetCache:
         """`clock` (seconds, monotonic) times the pause after a failure."""
         self._redis = client
         self._ttl = ttl_seconds
-        self._breaker = _CircuitBreaker(retry_after_seconds, clock)
+        self._breaker = CircuitBreaker(
+            retry_after_seconds,
+            clock,
+            logger=logger,
+            down="Redis is unreachable (%s); serving snippets from the database until it is back",
+            back="Redis is reachable again; snippet caching resumed",
+        )
         self._put_if_unchanged = client.register_script(_PUT_IF_UNCHANGED)
         self._put_snippet_if_unchanged = client.register_script(_PUT_SNIPPET_IF_UNCHANGED)
         self._get_by_ref = client.register_script(_GET_BY_REF)

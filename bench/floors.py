@@ -70,27 +70,23 @@ the disk."""
 
 
 class FloorDrivers:
-    """Bare drivers for the floors: one asyncpg connection per concurrent chat and durability
-    (the /get floors' commits do not wait for the disk, as the product's), one Redis client."""
+    """Bare drivers for the floors: up to one asyncpg connection per concurrent chat and
+    durability (the /get floors' commits do not wait for the disk, as the product's), opened
+    when first needed, and one Redis client."""
 
     def __init__(self, dsn: str, redis_url: str, size: int) -> None:
         self._dsn = dsn
         self._size = size
-        self._idle: dict[bool, asyncio.Queue[asyncpg.Connection]] = {
-            True: asyncio.Queue(),
-            False: asyncio.Queue(),
-        }
+        self._idle: dict[bool, list[asyncpg.Connection]] = {True: [], False: []}
+        self._opened: dict[bool, int] = {True: 0, False: 0}
+        self._returned = asyncio.Condition()
         self.redis = aioredis.Redis.from_url(redis_url)
         self._all: list[asyncpg.Connection] = []
 
     async def open(self) -> None:
-        for wait_for_disk, idle in self._idle.items():
-            for _ in range(self._size):
-                connection = await asyncpg.connect(
-                    self._dsn, server_settings={} if wait_for_disk else UNSYNCED
-                )
-                self._all.append(connection)
-                idle.put_nowait(connection)
+        """Checks that the database answers (the connections open as the floors need them)."""
+        async with self.connection():
+            pass
 
     async def close(self) -> None:
         for connection in self._all:
@@ -99,12 +95,26 @@ class FloorDrivers:
 
     @asynccontextmanager
     async def connection(self, *, wait_for_disk: bool = True) -> AsyncIterator[asyncpg.Connection]:
-        idle = self._idle[wait_for_disk]
-        connection = await idle.get()
+        connection = await self._checkout(wait_for_disk)
         try:
             yield connection
         finally:
-            idle.put_nowait(connection)
+            async with self._returned:
+                self._idle[wait_for_disk].append(connection)
+                self._returned.notify()
+
+    async def _checkout(self, wait_for_disk: bool) -> asyncpg.Connection:
+        async with self._returned:
+            while not self._idle[wait_for_disk] and self._opened[wait_for_disk] >= self._size:
+                await self._returned.wait()
+            if self._idle[wait_for_disk]:
+                return self._idle[wait_for_disk].pop()
+            self._opened[wait_for_disk] += 1
+        connection = await asyncpg.connect(
+            self._dsn, server_settings={} if wait_for_disk else UNSYNCED
+        )
+        self._all.append(connection)
+        return connection
 
 
 class Floors:

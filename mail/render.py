@@ -197,6 +197,12 @@ class _BodyCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
+    def peek(self, key: _VersionKey) -> _Body | None:
+        """The body kept for `key`, neither counted nor made recent: `get` does that, once
+        per email, when the email is rendered."""
+        with self._lock:
+            return self._bodies.get(key)
+
     def get(self, key: _VersionKey) -> _Body | None:
         with self._lock:
             body = self._bodies.get(key)
@@ -291,7 +297,7 @@ class EmailRenderer:
 
     @property
     def cache_counts(self) -> tuple[int, int]:
-        """(hits, misses) of the body cache so far."""
+        """(hits, misses) of the body cache so far: one for each snippet email rendered."""
         return self._bodies.hits, self._bodies.misses
 
     def _cached_body(self, email: OutgoingEmail) -> _Body | None:
@@ -299,7 +305,7 @@ class EmailRenderer:
             key = _version_key(email.context)
         except KeyError:
             return None  # `render` says what is missing
-        return self._bodies.get(key)
+        return self._bodies.peek(key)
 
     def render(
         self, email: OutgoingEmail, sender: str, *, highlighted: Markup | None = None

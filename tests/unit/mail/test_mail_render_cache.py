@@ -187,3 +187,13 @@ async def test_the_parts_of_a_kept_body_are_flattened_once(monkeypatch: pytest.M
 
     (await send(renderer, retrieved(code="print('edited')\n"))).as_bytes(policy=smtp)
     assert flattened_parts == 6  # another version
+
+
+async def test_each_email_counts_once_in_the_cache_stats() -> None:
+    renderer = EmailRenderer(CountingHighlighter())  # type: ignore[arg-type]
+
+    for n in range(4):
+        await send(renderer, retrieved(to=f"reader{n}@example.com"))
+    await send(renderer, retrieved(code="print('edited')\n"))
+
+    assert renderer.cache_counts == (3, 2)  # (hits, misses)

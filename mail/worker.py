@@ -89,6 +89,7 @@ class OutboxWorker:
         draw: Callable[[], float] = random.random,
         retention: timedelta = OUTBOX_RETENTION,
         purge_every: float = PURGE_EVERY_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
         self._transport = transport
@@ -105,6 +106,7 @@ class OutboxWorker:
         self._draw = draw
         self._retention = retention
         self._purge_every = purge_every
+        self._monotonic = monotonic
 
     async def drain_once(self) -> int:
         """Claims one batch and handles every email in it; returns how many were claimed."""
@@ -156,10 +158,11 @@ class OutboxWorker:
             await self._transport.close()
 
     async def _run(self, stop: asyncio.Event, idle_sleep: float) -> None:
-        next_purge = 0.0
+        next_purge: float | None = None
         while not stop.is_set():
-            if time.monotonic() >= next_purge:
-                next_purge = time.monotonic() + self._purge_every
+            now = self._monotonic()
+            if next_purge is None or now >= next_purge:
+                next_purge = now + self._purge_every
                 try:
                     await self.purge_once()
                 except Exception as error:  # the database may be down: try again later

@@ -357,6 +357,45 @@ async def test_run_closes_idle_connections_as_it_goes_and_all_when_it_stops(
     assert transport.closes == 1
 
 
+class PurgeCountingQueue(FakeOutboxQueue):
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.purges = 0
+
+    async def purge_finished(self, before: Any) -> int:
+        self.purges += 1
+        return await super().purge_finished(before)
+
+
+async def test_run_purges_at_start_then_every_purge_interval_of_its_clock(
+    clock: FakeClock, transport: FakeTransport, renderer: EmailRenderer
+) -> None:
+    queue = PurgeCountingQueue(clock)
+    monotonic = [0.0]
+    worker = OutboxWorker(
+        queue, transport, renderer, SENDER, clock, purge_every=600, monotonic=lambda: monotonic[0]
+    )
+    stop = asyncio.Event()
+
+    async def rounds(count: int) -> None:
+        for _ in range(count):  # the first may have begun before the clock moved
+            transport.idle_closed.clear()
+            await transport.idle_closed.wait()
+
+    running = asyncio.create_task(worker.run(stop, idle_sleep=0.001))
+    async with asyncio.timeout(5):
+        await rounds(2)
+        assert queue.purges == 1
+        monotonic[0] = 599.0
+        await rounds(2)
+        assert queue.purges == 1
+        monotonic[0] = 600.0
+        await rounds(2)
+        assert queue.purges == 2
+        stop.set()
+        await running
+
+
 async def test_closing_the_worker_closes_the_transport(
     transport: FakeTransport, make_worker: Any
 ) -> None:

@@ -231,7 +231,7 @@ class _SmtpConnection:
         self._where = where
         self._client: _Client | None = None
         self._used = False
-        """Whether `_client` carried a message before (and may since have been closed)."""
+        """Whether `_client` was used before this message (and may since have been closed)."""
         self._generation = pool.generation
 
     async def send(self, message: Message) -> str | None:
@@ -246,7 +246,6 @@ class _SmtpConnection:
                 if error.code != 421 or not self._died_before_data():
                     raise
                 await self._send(message, new=True)
-            self._used = True
             return self._where
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise _classify_refusals(error.recipients) from error
@@ -268,6 +267,8 @@ class _SmtpConnection:
         except BaseException:
             self._drop()  # cancelled mid-conversation: the connection is in no state to reuse
             raise
+        finally:
+            self._used = self._client is not None  # one it carries on with, or none
 
     async def give_back(self) -> None:
         client, self._client = self._client, None

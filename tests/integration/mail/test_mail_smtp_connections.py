@@ -15,7 +15,12 @@ from mail_smtp_servers import HangUpAfterData, HangUpAtMail, Inbox, MakeTranspor
 
 from core.entities import EmailKind, OutboxStatus
 from mail.render import EmailRenderer
-from mail.transport import SMTP_IDLE_SECONDS, SmtpTransport, TemporaryMailError
+from mail.transport import (
+    SMTP_IDLE_SECONDS,
+    PermanentMailError,
+    SmtpTransport,
+    TemporaryMailError,
+)
 from mail.worker import OutboxWorker
 from tests.unit.mail.mail_fakes import SENDER, FakeClock, FakeOutboxQueue, make_email
 
@@ -214,6 +219,34 @@ async def test_a_connection_closed_after_some_messages_is_replaced_within_a_batc
         await connection.send(renderer.render(second, SENDER))
 
     assert inbox.message_ids() == [first.message_id, second.message_id]
+    assert inbox.connections == 2
+
+
+class RefuseNobodyThenHangUp(HangUpAtMail):
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address == "nobody@example.com":
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_a_connection_closed_after_a_refused_message_is_replaced_too(
+    smtp: MakeTransport, start_server: StartServer
+) -> None:
+    inbox = RefuseNobodyThenHangUp()
+    server = start_server(inbox)
+    renderer = EmailRenderer()
+    email = make_email()
+
+    async with smtp(server.port).connection() as connection:
+        with pytest.raises(PermanentMailError):
+            await connection.send(renderer.render(make_email(to="nobody@example.com"), SENDER))
+        inbox.armed = True
+        await connection.send(renderer.render(email, SENDER))
+
+    assert inbox.message_ids() == [email.message_id]
     assert inbox.connections == 2
 
 

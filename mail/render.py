@@ -386,6 +386,7 @@ class _SnippetMessage(EmailMessage):
     snippet version (and policy), not once per email: `as_bytes` writes this email's headers
     and the version's flattened parts, byte for byte what the generator writes for the whole
     message. Everything else (the parts, `walk`, a generator) sees an ordinary `EmailMessage`.
+    Its parts are the version's: change one and `as_bytes` would not show it (nothing does).
     """
 
     def __init__(self, body: _Body, policy: Policy[Any]) -> None:

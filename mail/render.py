@@ -22,10 +22,11 @@ import email.policy
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message, MIMEPart
+from email.policy import Policy
 from email.utils import encode_rfc2231, format_datetime, quote
 from functools import lru_cache
 from typing import Any
@@ -167,16 +168,23 @@ changes what the email shows changes the key, so a stale body can never be reuse
 
 @dataclass(frozen=True, slots=True)
 class _Body:
-    """A snippet email's parts as encoded once: everything but the envelope headers."""
+    """A snippet email's parts as encoded once: everything but the envelope headers.
+
+    `flattened` keeps the parts as the generator writes them below the message's headers (the
+    same in every email of the version), once per policy they were flattened with (SMTP's CRLF
+    and `.eml` files' LF, in practice)."""
 
     highlighted: Markup
     text: str
     html: str
     attachment: str
+    flattened: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     @property
     def chars(self) -> int:
-        return len(self.highlighted) + len(self.text) + len(self.html) + len(self.attachment)
+        # The parts, and about as much again for their flattened copy.
+        encoded = len(self.text) + len(self.html) + len(self.attachment)
+        return len(self.highlighted) + 2 * encoded
 
 
 class _BodyCache:
@@ -188,6 +196,12 @@ class _BodyCache:
         self._used = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+
+    def peek(self, key: _VersionKey) -> _Body | None:
+        """The body kept for `key`, neither counted nor made recent: `get` does that, once
+        per email, when the email is rendered."""
+        with self._lock:
+            return self._bodies.get(key)
 
     def get(self, key: _VersionKey) -> _Body | None:
         with self._lock:
@@ -283,7 +297,7 @@ class EmailRenderer:
 
     @property
     def cache_counts(self) -> tuple[int, int]:
-        """(hits, misses) of the body cache so far."""
+        """(hits, misses) of the body cache so far: one for each snippet email rendered."""
         return self._bodies.hits, self._bodies.misses
 
     def _cached_body(self, email: OutgoingEmail) -> _Body | None:
@@ -291,7 +305,7 @@ class EmailRenderer:
             key = _version_key(email.context)
         except KeyError:
             return None  # `render` says what is missing
-        return self._bodies.get(key)
+        return self._bodies.peek(key)
 
     def render(
         self, email: OutgoingEmail, sender: str, *, highlighted: Markup | None = None
@@ -301,19 +315,21 @@ class EmailRenderer:
 
         A snippet's code is shown as `highlighted` (from `highlight`), else plain."""
         subject = SUBJECTS[email.kind]
-        message = EmailMessage(policy=_POLICY)
-        _set_address(message, "From", check_header("From", sender))
-        _set_address(message, "To", check_header("To", email.to))
-        message.set_raw("Subject", check_header("Subject", subject))
-        message.set_raw("Date", format_datetime(email.created_at))
-        message.set_raw("Message-ID", _bracketed(check_header("Message-ID", email.message_id)))
-        message.set_raw("MIME-Version", "1.0")
-
+        envelope = [
+            ("From", check_header("From", sender)),
+            ("To", check_header("To", email.to)),
+            ("Subject", check_header("Subject", subject)),
+            ("Date", format_datetime(email.created_at)),
+            ("Message-ID", _bracketed(check_header("Message-ID", email.message_id))),
+            ("MIME-Version", "1.0"),
+        ]
         if email.kind is not EmailKind.SNIPPET_RETRIEVED:
+            message = _with_headers(EmailMessage(policy=_POLICY), envelope)
             context: dict[str, Any] = {**email.context, "subject": subject}
             _set_multipart(message, "alternative", self._alternative(email.kind, context))
             return message
         body = self._snippet_body(email, subject, highlighted)
+        message = _with_headers(_SnippetMessage(body, policy=_POLICY), envelope)
         alternative = MIMEPart(policy=_POLICY)
         _set_multipart(
             alternative, "alternative", [_qp_part("plain", body.text), _qp_part("html", body.html)]
@@ -365,6 +381,36 @@ class EmailRenderer:
         return self._templates.get_template(f"{kind.value}.{suffix}").render(context)
 
 
+class _SnippetMessage(EmailMessage):
+    """A `Your Requested Snippet` email whose parts below the headers are flattened once per
+    snippet version (and policy), not once per email: `as_bytes` writes this email's headers
+    and the version's flattened parts, byte for byte what the generator writes for the whole
+    message. Everything else (the parts, `walk`, a generator) sees an ordinary `EmailMessage`.
+    Its parts are the version's: change one and `as_bytes` would not show it (nothing does).
+    """
+
+    def __init__(self, body: _Body, policy: Policy[Any]) -> None:
+        super().__init__(policy=policy)
+        self._body = body
+
+    def as_bytes(self, unixfrom: bool = False, policy: Policy[Any] | None = None) -> bytes:
+        policy = self.policy if policy is None else policy
+        if unixfrom:
+            return super().as_bytes(unixfrom, policy)
+        key = repr(policy)
+        below = self._body.flattened.get(key)
+        if below is None:
+            whole = super().as_bytes(policy=policy)
+            end = policy.linesep * 2  # the blank line after the headers (none is empty before)
+            below = whole[whole.index(end.encode("ascii")) + len(end) :]
+            self._body.flattened[key] = below
+            return whole
+        # As the generator writes headers (BytesGenerator._write_headers), then the blank line.
+        head = [policy.fold_binary(name, value) for name, value in self.raw_items()]
+        head.append(policy.linesep.encode("ascii"))
+        return b"".join(head) + below
+
+
 class _HeaderCache(HeaderRegistry):
     """The registry, remembering the headers it parsed: the generator reads each part's
     Content-Type several times, and these values are the same in every email."""
@@ -375,6 +421,15 @@ class _HeaderCache(HeaderRegistry):
 
 
 _POLICY = email.policy.default.clone(header_factory=_HeaderCache())
+
+
+def _with_headers(message: EmailMessage, headers: list[tuple[str, str]]) -> EmailMessage:
+    for name, value in headers:
+        if name in ("From", "To"):
+            _set_address(message, name, value)
+        else:
+            message.set_raw(name, value)
+    return message
 
 
 def _set_address(message: EmailMessage, name: str, value: str) -> None:

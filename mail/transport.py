@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC
 from email.message import Message
 from email.policy import EmailPolicy
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 from aiosmtplib.email import extract_recipients, extract_sender
@@ -50,16 +52,42 @@ class MailConnection(Protocol):
 
 class MailTransport(MailConnection, Protocol):
     def connection(self) -> AbstractAsyncContextManager[MailConnection]:
-        """A connection for sending many messages one after another (a worker's batch): set
-        up at the first send, closed on exit. One failed message does not spoil the next."""
+        """A connection for sending many messages one after another (a worker's lane): set
+        up at the first send, given back on exit. One failed message does not spoil the next."""
+
+    async def close_idle(self) -> None:
+        """Closes the connections kept open that have not been used for a while."""
+
+    async def close(self) -> None:
+        """Closes every connection kept open (those lent out are closed when given back)."""
+
+
+SMTP_CONNECTIONS = 8
+"""The most SMTP connections a worker sends over at once, and keeps open between batches."""
+SMTP_IDLE_SECONDS = 45.0
+"""How long a kept SMTP connection may wait unused before it is closed: well under the five
+minutes after which servers commonly drop an idle client (RFC 5321, section 4.5.3.2.7)."""
 
 
 class SmtpTransport:
-    """SMTP through aiosmtplib. `send` uses a connection of its own; `connection()` keeps one
-    open for a batch, so each message costs MAIL, RCPT and DATA rather than also a TCP
-    handshake, the greeting, EHLO (and STARTTLS, AUTH) and QUIT. A connection that fails is
-    dropped and the next message opens a new one; nothing is kept between batches, so there is
-    no idle connection to go stale or to close at shutdown."""
+    """SMTP through aiosmtplib, over up to `pool_size` connections kept open between batches.
+
+    `connection()` lends one (set up at its first send), so each message costs MAIL, RCPT and
+    DATA rather than also a TCP handshake, the greeting, EHLO (and STARTTLS, AUTH) and QUIT.
+    Given back, a connection is kept for the next batch; one unused for `idle_seconds` is closed
+    with QUIT (by `close_idle`, which the worker calls every round, or when next wanted), and
+    `close()` closes them all. A connection that fails is dropped and the next message opens a
+    new one.
+
+    A connection that has carried a message before may have been closed by the server since
+    (idle too long, or too many messages). One seen closed is dropped before use; one that fails
+    before the message's DATA command (disconnected, or a 421 "closing") is replaced, and the
+    message sent once on a new connection: the server had seen nothing of it. A failure after
+    DATA is a `TemporaryMailError` as on a new connection (the server may have taken the
+    message; the retry later carries the same `Message-ID`).
+
+    The EHLO name (`local_hostname`, this machine's FQDN by default) is looked up once, in a
+    thread, rather than by aiosmtplib at every connect."""
 
     def __init__(
         self,
@@ -71,6 +99,10 @@ class SmtpTransport:
         security: SmtpSecurity = SmtpSecurity.STARTTLS,
         timeout: float = 10.0,
         tls_context: ssl.SSLContext | None = None,
+        pool_size: int = SMTP_CONNECTIONS,
+        idle_seconds: float = SMTP_IDLE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        local_hostname: Callable[[], str] = socket.getfqdn,
     ) -> None:
         self._host = host
         self._port = port
@@ -79,6 +111,15 @@ class SmtpTransport:
         self._security = security
         self._timeout = timeout
         self._tls_context = tls_context
+        self._local_hostname = local_hostname
+        self._hostname: str | None = None
+        self._hostname_lock = asyncio.Lock()
+        self._pool = _Pool(self._connect, pool_size, idle_seconds, monotonic)
+
+    @property
+    def address(self) -> str:
+        """`host:port`, for the log."""
+        return f"{self._host}:{self._port}"
 
     async def send(self, message: Message) -> str | None:
         async with self.connection() as connection:
@@ -86,14 +127,20 @@ class SmtpTransport:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[MailConnection]:
-        connection = _SmtpConnection(self)
+        connection = _SmtpConnection(self._pool, f"sent via SMTP {self.address}")
         try:
             yield connection
         finally:
-            await connection.close()
+            await connection.give_back()
 
-    def _client(self) -> aiosmtplib.SMTP:
-        return aiosmtplib.SMTP(
+    async def close_idle(self) -> None:
+        await self._pool.close_idle()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _connect(self) -> _Client:
+        client = _Client(
             hostname=self._host,
             port=self._port,
             username=self._username,
@@ -102,59 +149,178 @@ class SmtpTransport:
             start_tls=self._security is SmtpSecurity.STARTTLS,
             timeout=self._timeout,
             tls_context=self._tls_context,
+            local_hostname=await self._ehlo_name(),
         )
+        await client.connect()
+        return client
+
+    async def _ehlo_name(self) -> str:
+        # Looked up once (it may ask DNS), off the event loop.
+        async with self._hostname_lock:
+            if self._hostname is None:
+                self._hostname = await asyncio.to_thread(self._local_hostname)
+        return self._hostname
+
+
+class _Client(aiosmtplib.SMTP):
+    """Remembers whether the message being sent got as far as the DATA command."""
+
+    data_started = False
+
+    async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
+        self.data_started = True
+        return await super().data(message, **options)
+
+
+class _Pool:
+    """The open connections not lent out, each with when it was given back; newest last."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[_Client]],
+        size: int,
+        idle_seconds: float,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.connect = connect
+        self._size = size
+        self._idle_seconds = idle_seconds
+        self._monotonic = monotonic
+        self._idle: list[tuple[_Client, float]] = []
+        self.generation = 0
+        """Bumped by `close()`: a connection lent out before is not kept when given back."""
+
+    async def take(self) -> tuple[_Client, bool]:
+        """The newest kept connection still open and not idle too long, else a new one; and
+        whether it was kept."""
+        while self._idle:
+            client, since = self._idle.pop()
+            if since <= self._monotonic() - self._idle_seconds:
+                # The older ones have waited longer still.
+                stale = [client] + [older for older, _ in self._idle]
+                self._idle.clear()
+                await _quit_all(stale)
+            elif client.is_connected:
+                return client, True
+            else:
+                client.close()  # the server closed it
+        return await self.connect(), False
+
+    async def keep(self, client: _Client, generation: int) -> None:
+        if generation == self.generation and client.is_connected and len(self._idle) < self._size:
+            self._idle.append((client, self._monotonic()))
+        else:
+            await _quit_all([client])
+
+    async def close_idle(self) -> None:
+        cutoff = self._monotonic() - self._idle_seconds
+        expired = [client for client, since in self._idle if since <= cutoff]
+        if expired:
+            self._idle = [(client, since) for client, since in self._idle if since > cutoff]
+            await _quit_all(expired)
+
+    async def close(self) -> None:
+        self.generation += 1
+        idle, self._idle = self._idle, []
+        await _quit_all([client for client, _ in idle])
 
 
 class _SmtpConnection:
-    def __init__(self, transport: SmtpTransport) -> None:
-        self._transport = transport
-        self._client: aiosmtplib.SMTP | None = None
+    def __init__(self, pool: _Pool, where: str) -> None:
+        self._pool = pool
+        self._where = where
+        self._client: _Client | None = None
+        self._used = False
+        """Whether `_client` was used before this message (and may since have been closed)."""
+        self._generation = pool.generation
 
     async def send(self, message: Message) -> str | None:
         try:
-            client = await self._connected()
-            await _send_message(client, message)
-            return f"sent via SMTP {self._transport._host}:{self._transport._port}"
+            try:
+                await self._send(message)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                if not self._died_before_data():
+                    raise
+                await self._send(message, new=True)
+            except aiosmtplib.SMTPResponseException as error:
+                if error.code != 421 or not self._died_before_data():
+                    raise
+                await self._send(message, new=True)
+            return self._where
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise _classify_refusals(error.recipients) from error
         except aiosmtplib.SMTPAuthenticationError as error:
             # Wrong credentials are the operator's to fix, not the message's fault: keep it.
-            await self._drop()
+            self._drop()
             raise TemporaryMailError(_reply(error.code, error.message)) from error
         except aiosmtplib.SMTPResponseException as error:
             # aiosmtplib has reset the envelope; a 421 (closing) leaves no connection to reuse.
             if error.code == 421 or not self._usable():
-                await self._drop()
+                self._drop()
             raise _classify(error.code, _reply(error.code, error.message)) from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             # Refused or dropped connections, timeouts, TLS failures, missing extensions.
-            await self._drop()
+            self._drop()
             raise TemporaryMailError(f"{type(error).__name__}: {error}") from error
+        except MailError:
+            raise
+        except BaseException:
+            self._drop()  # cancelled mid-conversation: the connection is in no state to reuse
+            raise
+        finally:
+            self._used = self._client is not None  # one it carries on with, or none
 
-    async def close(self) -> None:
+    async def give_back(self) -> None:
         client, self._client = self._client, None
-        if client is not None and client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()
+        if client is not None:
+            await self._pool.keep(client, self._generation)
 
-    async def _connected(self) -> aiosmtplib.SMTP:
+    async def _send(self, message: Message, *, new: bool = False) -> None:
+        if new:
+            self._client, self._used = await self._pool.connect(), False
+        client = await self._connected()
+        client.data_started = False
+        await _send_message(client, message)
+
+    def _died_before_data(self) -> bool:
+        """Whether a connection that carried a message before failed ahead of this message's
+        DATA: then it is dropped, and the message may be sent again, once, on a new one."""
+        client = self._client
+        if not self._used or client is None or client.data_started:
+            return False
+        self._drop()
+        return True
+
+    async def _connected(self) -> _Client:
         if self._client is not None and not self._usable():
-            await self._drop()
+            self._drop()
         if self._client is None:
-            client = self._transport._client()
-            await client.connect()
-            self._client = client
+            self._client, self._used = await self._pool.take()
         return self._client
 
     def _usable(self) -> bool:
         return self._client is not None and self._client.is_connected
 
-    async def _drop(self) -> None:
+    def _drop(self) -> None:
         client, self._client = self._client, None
+        self._used = False
         if client is not None:
             client.close()
+
+
+async def _quit_all(clients: list[_Client]) -> None:
+    """Says QUIT on each connection at once; one that does not answer is simply closed."""
+    await asyncio.gather(*(_quit(client) for client in clients))
+
+
+async def _quit(client: _Client) -> None:
+    if not client.is_connected:
+        client.close()
+        return
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()
 
 
 async def _send_message(client: aiosmtplib.SMTP, message: Message) -> None:
@@ -234,6 +400,12 @@ class FileTransport:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[MailConnection]:
         yield self
+
+    async def close_idle(self) -> None:
+        pass  # nothing is kept open
+
+    async def close(self) -> None:
+        pass
 
 
 def _safe_name(message_id: str) -> str:

@@ -7,14 +7,16 @@ message carries the same `Message-ID` (and `Date`), so receiving servers and mai
 recognise and drop the duplicate. The other choice, marking before sending (at-most-once),
 would silently lose emails on every crash; a rare duplicate is the cheaper failure.
 
-A batch is sent over `concurrency` SMTP connections, each reused for its share of the batch,
-and the sent ones are recorded together, in one statement, when the batch is done. So a crash
+A batch is sent in up to `concurrency` lanes, one per `EMAILS_PER_LANE` emails (three emails
+take one), each over one SMTP connection that the transport keeps open for the next batches;
+the sent ones are recorded together, in one statement, when the batch is done. So a crash
 mid-batch sends that batch's delivered emails again once the lease ends (same `Message-ID`);
 that is the price of not paying a transaction per email.
 
 Consequences for operators: a lease must outlast a whole batch (`batch_size / concurrency`
-rounds of the transport's timeout) or a slow batch may be sent twice by two workers; rows that
-keep crashing the worker are parked after `max_attempts` claims without another try.
+rounds, or `EMAILS_PER_LANE` if more, of the transport's timeout) or a slow batch may be sent
+twice by two workers; rows that keep crashing the worker are parked after `max_attempts` claims
+without another try.
 
 What happens to one email:
 
@@ -43,6 +45,7 @@ from core.entities import OutboxItem
 from core.ports import Clock, OutboxQueue
 from mail.render import EmailRenderer
 from mail.transport import (
+    SMTP_CONNECTIONS,
     MailConnection,
     MailTransport,
     PermanentMailError,
@@ -55,6 +58,9 @@ logger = logging.getLogger(__name__)
 OUTBOX_RETENTION = timedelta(days=7)
 """How long sent and failed emails stay in the outbox (without their content) before deletion."""
 PURGE_EVERY_SECONDS = 3600.0
+EMAILS_PER_LANE = 4
+"""A batch gets one lane (one connection) per this many emails, up to the worker's concurrency:
+a few emails go out one after another on one connection rather than open a connection each."""
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float, draw: float) -> float:
@@ -76,13 +82,14 @@ class OutboxWorker:
         batch_size: int = 50,
         lease_seconds: float = 300.0,
         max_attempts: int = 10,
-        concurrency: int = 8,
+        concurrency: int = SMTP_CONNECTIONS,
         base_delay: float = 5.0,
         max_delay: float = 600.0,
         jitter: float = 0.2,
         draw: Callable[[], float] = random.random,
         retention: timedelta = OUTBOX_RETENTION,
         purge_every: float = PURGE_EVERY_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
         self._transport = transport
@@ -99,6 +106,7 @@ class OutboxWorker:
         self._draw = draw
         self._retention = retention
         self._purge_every = purge_every
+        self._monotonic = monotonic
 
     async def drain_once(self) -> int:
         """Claims one batch and handles every email in it; returns how many were claimed."""
@@ -108,7 +116,7 @@ class OutboxWorker:
         waiting = deque(items)
         sent: list[UUID] = []
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(self._concurrency, len(items))):
+            for _ in range(min(self._concurrency, -(-len(items) // EMAILS_PER_LANE))):
                 group.create_task(self._send_share(waiting, sent))
         if sent:
             try:
@@ -142,11 +150,19 @@ class OutboxWorker:
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 1.0) -> None:
         """Drains the outbox until `stop` is set; the batch in flight is finished first.
-        Finished emails older than the retention are purged at start and every so often."""
-        next_purge = 0.0
+        Finished emails older than the retention are purged at start and every so often.
+        Connections left unused for a while are closed as it goes, and all on return."""
+        try:
+            await self._run(stop, idle_sleep)
+        finally:
+            await self._transport.close()
+
+    async def _run(self, stop: asyncio.Event, idle_sleep: float) -> None:
+        next_purge: float | None = None
         while not stop.is_set():
-            if time.monotonic() >= next_purge:
-                next_purge = time.monotonic() + self._purge_every
+            now = self._monotonic()
+            if next_purge is None or now >= next_purge:
+                next_purge = now + self._purge_every
                 try:
                     await self.purge_once()
                 except Exception as error:  # the database may be down: try again later
@@ -156,12 +172,15 @@ class OutboxWorker:
             except Exception as error:  # the queue's database may be down: wait and retry
                 logger.warning("outbox: claiming emails failed: %s", _describe(error))
                 claimed = 0
+            await self._transport.close_idle()
             if claimed < self._batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), idle_sleep)
 
     async def close(self) -> None:
-        """Stops the renderer's highlighting process; call it once `run` has returned."""
+        """Closes the connections the transport keeps and stops the renderer's highlighting
+        process; call it once `run` has returned (or the last `drain_once`)."""
+        await self._transport.close()
         await self._renderer.close()
 
     async def _handle(self, item: OutboxItem, connection: MailConnection) -> bool:

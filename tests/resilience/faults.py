@@ -290,19 +290,21 @@ class FaultBot:
         return user
 
 
-def outbox_worker(
+@asynccontextmanager
+async def outbox_worker(
     services: Services, *, clock: Clock | None = None, **options: Any
-) -> OutboxWorker:
+) -> AsyncIterator[OutboxWorker]:
     """The worker `bootstrap` builds, with other timing options (tests do not wait
     minutes for a backoff) and, given a `clock`, that clock for the worker and its queue alike:
-    a test moves it past a backoff instead of sleeping."""
+    a test moves it past a backoff instead of sleeping. Closed on exit (its SMTP connections
+    with it)."""
     settings = services.settings
     queue = (
         SqlOutboxQueue(services.database.engine, clock)
         if clock is not None
         else services.database.outbox_queue()
     )
-    return OutboxWorker(
+    worker = OutboxWorker(
         queue,
         create_transport(settings),
         EmailRenderer(),
@@ -310,6 +312,10 @@ def outbox_worker(
         clock or services.clock,
         **options,
     )
+    try:
+        yield worker
+    finally:
+        await worker.close()
 
 
 async def outbox_rows(services: Services) -> list[OutboxRowView]:

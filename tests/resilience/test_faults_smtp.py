@@ -68,10 +68,12 @@ async def test_emails_wait_while_smtp_is_down_then_go_out_once_each(
         fault_tg, tmp_path, database_url=fresh_postgres_url, smtp_port=fault_smtp.port
     )
     clock = Clock()
-    async with running_bot(settings, fault_tg) as bot:
-        worker = outbox_worker(
+    async with (
+        running_bot(settings, fault_tg) as bot,
+        outbox_worker(
             bot.services, clock=clock, base_delay=0.05, max_delay=BACKOFF_CAP, max_attempts=1000
-        )
+        ) as worker,
+    ):
         queued = 0
         for chat_id in CHATS:
             await bot.log_in_new_user(chat_id, verified=True)  # verification + login alert
@@ -106,8 +108,12 @@ async def test_a_busy_server_is_retried_later_and_a_persistent_4xx_is_given_up(
         fault_tg, tmp_path, database_url=fresh_postgres_url, smtp_port=fault_smtp.port
     )
     clock = Clock()
-    async with running_bot(settings, fault_tg) as bot:
-        worker = outbox_worker(bot.services, clock=clock, base_delay=0.5, jitter=0, max_attempts=3)
+    async with (
+        running_bot(settings, fault_tg) as bot,
+        outbox_worker(
+            bot.services, clock=clock, base_delay=0.5, jitter=0, max_attempts=3
+        ) as worker,
+    ):
         await bot.log_in_new_user(CHATS[0])  # unverified: the verification email only
         [row] = await outbox_rows(bot.services)
 
@@ -166,8 +172,10 @@ async def test_a_refused_email_is_parked_with_its_reason_and_shown_by_check(
             telegram_file_base_url=api.base_file_url,
         )
         clock = Clock()
-        async with running_bot(settings, fault_tg) as bot:
-            worker = outbox_worker(bot.services, clock=clock, base_delay=0.05)
+        async with (
+            running_bot(settings, fault_tg) as bot,
+            outbox_worker(bot.services, clock=clock, base_delay=0.05) as worker,
+        ):
             user = await bot.log_in_new_user(CHATS[0])
             assert "Saved" in await bot.say(CHATS[0], "/save After\nprint('still works')")
 

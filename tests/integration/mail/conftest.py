@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
-from mail_smtp_servers import CREDENTIALS, HOST, StartServer, authenticate, free_port
+from mail_smtp_servers import (
+    CREDENTIALS,
+    HOST,
+    MakeTransport,
+    StartServer,
+    authenticate,
+    free_port,
+)
+
+from core.settings import SmtpSecurity
+from mail.transport import SmtpTransport
 
 
 @pytest.fixture
@@ -26,6 +36,28 @@ def start_server() -> Iterator[StartServer]:
     yield start
     for controller in controllers:
         controller.stop()
+
+
+@pytest.fixture
+async def smtp(start_server: StartServer) -> AsyncIterator[MakeTransport]:
+    """Closed before the servers stop (it uses `start_server`): a server stopped with a
+    connection still open leaves that connection's socket unclosed."""
+    made: list[SmtpTransport] = []
+    tls = False
+
+    def make(port: int, **options: Any) -> SmtpTransport:
+        nonlocal tls
+        options = {"security": SmtpSecurity.NONE, "timeout": 5, **options}
+        tls = tls or options["security"] is not SmtpSecurity.NONE
+        transport = SmtpTransport(HOST, port, **options)
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        await transport.close()
+    if tls:
+        await asyncio.sleep(0.2)  # TLS connections finish closing a few loop turns later
 
 
 @pytest.fixture(scope="session")

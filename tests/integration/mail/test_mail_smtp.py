@@ -13,12 +13,20 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from mail_smtp_servers import HOST, Inbox, RefuseData, RefuseRecipients, StartServer, free_port
+from mail_smtp_servers import (
+    HOST,
+    Inbox,
+    MakeTransport,
+    RefuseData,
+    RefuseRecipients,
+    StartServer,
+    free_port,
+)
 
 from core.entities import EmailKind, OutgoingEmail
 from core.settings import SmtpSecurity
 from mail.render import EmailRenderer
-from mail.transport import PermanentMailError, SmtpTransport, TemporaryMailError
+from mail.transport import PermanentMailError, TemporaryMailError
 
 SENDER = "SnippetVault <no-reply@snippetvault.test>"
 CODE = "# ünïcode 🚀\r\nprint('<hello>')\r\n"
@@ -46,16 +54,12 @@ def rendered(to: str = "ada@example.com") -> EmailMessage:
     return EmailRenderer().render(snippet_email(to), SENDER)
 
 
-def plain(port: int, **options: Any) -> SmtpTransport:
-    return SmtpTransport(HOST, port, security=SmtpSecurity.NONE, timeout=5, **options)
-
-
-async def test_delivers_the_whole_message(start_server: StartServer) -> None:
+async def test_delivers_the_whole_message(smtp: MakeTransport, start_server: StartServer) -> None:
     inbox = Inbox()
     server = start_server(inbox)
     message = rendered()
 
-    await plain(server.port).send(message)
+    await smtp(server.port).send(message)
 
     (envelope,) = inbox.envelopes
     assert inbox.sessions == [(False, None)]
@@ -74,49 +78,54 @@ async def test_delivers_the_whole_message(start_server: StartServer) -> None:
     assert "Hello &lt;world&gt;" in html.get_content()
 
 
-async def test_a_4xx_answer_is_temporary(start_server: StartServer) -> None:
+async def test_a_4xx_answer_is_temporary(smtp: MakeTransport, start_server: StartServer) -> None:
     server = start_server(RefuseData("451 4.3.0 Mailbox temporarily unavailable"))
 
     with pytest.raises(TemporaryMailError) as caught:
-        await plain(server.port).send(rendered())
+        await smtp(server.port).send(rendered())
 
     assert caught.value.reason == "451 4.3.0 Mailbox temporarily unavailable"
 
 
-async def test_a_4xx_recipient_refusal_is_temporary(start_server: StartServer) -> None:
+async def test_a_4xx_recipient_refusal_is_temporary(
+    smtp: MakeTransport, start_server: StartServer
+) -> None:
     server = start_server(RefuseRecipients("450 4.2.1 Try again later"))
 
     with pytest.raises(TemporaryMailError) as caught:
-        await plain(server.port).send(rendered("slow@example.com"))
+        await smtp(server.port).send(rendered("slow@example.com"))
 
     assert caught.value.reason == "slow@example.com: 450 4.2.1 Try again later"
 
 
 async def test_a_refused_recipient_is_permanent_with_the_servers_reason(
+    smtp: MakeTransport,
     start_server: StartServer,
 ) -> None:
     inbox = RefuseRecipients("550 5.1.1 No such user here")
     server = start_server(inbox)
 
     with pytest.raises(PermanentMailError) as caught:
-        await plain(server.port).send(rendered("nobody@example.com"))
+        await smtp(server.port).send(rendered("nobody@example.com"))
 
     assert caught.value.reason == "nobody@example.com: 550 5.1.1 No such user here"
     assert inbox.envelopes == []
 
 
-async def test_a_5xx_answer_to_the_data_is_permanent(start_server: StartServer) -> None:
+async def test_a_5xx_answer_to_the_data_is_permanent(
+    smtp: MakeTransport, start_server: StartServer
+) -> None:
     server = start_server(RefuseData("554 5.6.0 Message content rejected"))
 
     with pytest.raises(PermanentMailError) as caught:
-        await plain(server.port).send(rendered())
+        await smtp(server.port).send(rendered())
 
     assert caught.value.reason == "554 5.6.0 Message content rejected"
 
 
-async def test_a_refused_connection_is_temporary() -> None:
+async def test_a_refused_connection_is_temporary(smtp: MakeTransport) -> None:
     with pytest.raises(TemporaryMailError):
-        await plain(free_port()).send(rendered())
+        await smtp(free_port()).send(rendered())
 
 
 @pytest.fixture
@@ -136,8 +145,10 @@ async def silent_server() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-async def test_a_server_that_does_not_answer_is_a_temporary_timeout(silent_server: int) -> None:
-    transport = SmtpTransport(HOST, silent_server, security=SmtpSecurity.NONE, timeout=0.3)
+async def test_a_server_that_does_not_answer_is_a_temporary_timeout(
+    smtp: MakeTransport, silent_server: int
+) -> None:
+    transport = smtp(silent_server, timeout=0.3)
 
     with pytest.raises(TemporaryMailError, match="Timeout"):
         await transport.send(rendered())
@@ -159,12 +170,13 @@ async def hang_up_server() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-async def test_a_dropped_connection_is_temporary(hang_up_server: int) -> None:
+async def test_a_dropped_connection_is_temporary(smtp: MakeTransport, hang_up_server: int) -> None:
     with pytest.raises(TemporaryMailError):
-        await plain(hang_up_server).send(rendered())
+        await smtp(hang_up_server).send(rendered())
 
 
 async def test_starttls_and_login(
+    smtp: MakeTransport,
     start_server: StartServer,
     starttls_with_auth: dict[str, Any],
     client_tls: ssl.SSLContext,
@@ -173,13 +185,11 @@ async def test_starttls_and_login(
     inbox = Inbox()
     server = start_server(inbox, **starttls_with_auth)
     username, password = smtp_credentials
-    transport = SmtpTransport(
-        HOST,
+    transport = smtp(
         server.port,
         username=username,
         password=password,
         security=SmtpSecurity.STARTTLS,
-        timeout=5,
         tls_context=client_tls,
     )
 
@@ -190,16 +200,17 @@ async def test_starttls_and_login(
 
 
 async def test_wrong_credentials_are_temporary_so_the_email_waits_for_a_fix(
-    start_server: StartServer, starttls_with_auth: dict[str, Any], client_tls: ssl.SSLContext
+    smtp: MakeTransport,
+    start_server: StartServer,
+    starttls_with_auth: dict[str, Any],
+    client_tls: ssl.SSLContext,
 ) -> None:
     server = start_server(Inbox(), **starttls_with_auth)
-    transport = SmtpTransport(
-        HOST,
+    transport = smtp(
         server.port,
         username="vault",
         password="wrong",
         security=SmtpSecurity.STARTTLS,
-        timeout=5,
         tls_context=client_tls,
     )
 
@@ -208,31 +219,34 @@ async def test_wrong_credentials_are_temporary_so_the_email_waits_for_a_fix(
 
 
 async def test_an_untrusted_certificate_is_temporary(
-    start_server: StartServer, starttls_with_auth: dict[str, Any]
+    smtp: MakeTransport, start_server: StartServer, starttls_with_auth: dict[str, Any]
 ) -> None:
     server = start_server(Inbox(), **starttls_with_auth)
-    transport = SmtpTransport(HOST, server.port, security=SmtpSecurity.STARTTLS, timeout=5)
+    transport = smtp(server.port, security=SmtpSecurity.STARTTLS)
 
     with pytest.raises(TemporaryMailError):
         await transport.send(rendered())
 
 
-async def test_starttls_required_but_not_offered_is_temporary(start_server: StartServer) -> None:
+async def test_starttls_required_but_not_offered_is_temporary(
+    smtp: MakeTransport, start_server: StartServer
+) -> None:
     server = start_server(Inbox())
-    transport = SmtpTransport(HOST, server.port, security=SmtpSecurity.STARTTLS, timeout=5)
+    transport = smtp(server.port, security=SmtpSecurity.STARTTLS)
 
     with pytest.raises(TemporaryMailError, match="STARTTLS"):
         await transport.send(rendered())
 
 
 async def test_implicit_tls(
-    start_server: StartServer, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+    smtp: MakeTransport,
+    start_server: StartServer,
+    server_tls: ssl.SSLContext,
+    client_tls: ssl.SSLContext,
 ) -> None:
     inbox = Inbox()
     server = start_server(inbox, ssl_context=server_tls)
-    transport = SmtpTransport(
-        HOST, server.port, security=SmtpSecurity.TLS, timeout=5, tls_context=client_tls
-    )
+    transport = smtp(server.port, security=SmtpSecurity.TLS, tls_context=client_tls)
 
     await transport.send(rendered())
 

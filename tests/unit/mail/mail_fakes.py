@@ -140,7 +140,8 @@ class FakeTransport:
     """Delivers into `sent`; `failures[recipient]` lists errors to raise, one per attempt.
 
     With a `gate`, every send waits for it to be set: that holds sends "in flight".
-    `connections` counts the connections opened with `connection()`.
+    `connections` counts the connections opened with `connection()`, `closes` the calls of
+    `close()`; `idle_closed` is set at each call of `close_idle()`.
     """
 
     def __init__(self) -> None:
@@ -151,11 +152,19 @@ class FakeTransport:
         self.most_in_flight = 0
         self._in_flight_changed = asyncio.Condition()
         self.connections = 0
+        self.idle_closed = asyncio.Event()
+        self.closes = 0
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[FakeTransport]:
         self.connections += 1
         yield self
+
+    async def close_idle(self) -> None:
+        self.idle_closed.set()
+
+    async def close(self) -> None:
+        self.closes += 1
 
     async def send(self, message: EmailMessage) -> None:
         async with self._in_flight_changed:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+import email.policy
+import io
+from email.generator import BytesGenerator
+from email.message import EmailMessage, Message
+from email.policy import Policy
 from typing import Any
 
+import pytest
 from mail_fakes import SENDER, make_email
 from markupsafe import Markup
 
@@ -114,3 +119,81 @@ async def test_other_kinds_and_a_renderer_without_highlighting_still_render() ->
     assert parts(plain) == parts(again)
     alert = await send(renderer, make_email(EmailKind.LOGIN_ALERT))
     assert "Login Alert" in parts(alert)[0]
+
+
+def generated(message: EmailMessage, policy: Policy[Any] | None) -> bytes:
+    """The message as the standard generator writes it, part by part (what `as_bytes` gave
+    before the flattened parts were kept)."""
+    out = io.BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=policy or message.policy).flatten(message)
+    return out.getvalue()
+
+
+POLICIES = {
+    "eml file (LF)": None,
+    "SMTP (CRLF)": email.policy.default.clone(linesep="\r\n", utf8=False),
+    "SMTPUTF8 (CRLF)": email.policy.default.clone(linesep="\r\n", utf8=True),
+}
+
+
+@pytest.mark.parametrize("policy", POLICIES.values(), ids=POLICIES.keys())
+@pytest.mark.parametrize(
+    ("to", "title", "filename"),
+    [
+        ("ada@example.com", "Quick sort", "quick_sort.py"),
+        ("Zoë Ådams <zoe@example.com>", "Grüße 🚀 <b>", "grüße 🚀.js"),
+        ("zoë@exämple.com", "ünïcode", "a very long file name for a snippet, " * 3 + ".py"),
+        ("ada.lovelace.with.a.rather.long.address@analytical-engine.example.com", "x", "x.py"),
+    ],
+)
+async def test_a_kept_body_is_sent_byte_for_byte_as_the_generator_writes_it(
+    policy: Policy[Any] | None, to: str, title: str, filename: str
+) -> None:
+    renderer = EmailRenderer()
+    first = await send(renderer, retrieved(to=to, title=title, filename=filename))
+    second = await send(renderer, retrieved(to="bob@example.com", title=title, filename=filename))
+    third = await send(renderer, retrieved(to=to, title=title, filename=filename))
+
+    for message in (first, second, third, first):
+        assert message.as_bytes(policy=policy) == generated(message, policy)
+    assert bytes(third) == generated(third, None)
+    assert third.as_bytes(unixfrom=True).startswith(b"From ")
+    received = email.message_from_bytes(third.as_bytes(policy=policy), policy=email.policy.default)
+    assert isinstance(received, EmailMessage)
+    assert received["To"] == third["To"]
+    assert received["Message-ID"] == third["Message-ID"] != first["Message-ID"]
+    (attachment,) = received.iter_attachments()
+    assert attachment.get_filename() == filename
+
+
+async def test_the_parts_of_a_kept_body_are_flattened_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    flattened_parts = 0
+    handle_text = BytesGenerator._handle_text
+
+    def counting(generator: BytesGenerator, message: Message) -> None:
+        nonlocal flattened_parts
+        flattened_parts += 1
+        handle_text(generator, message)
+
+    monkeypatch.setattr(BytesGenerator, "_handle_text", counting)
+    renderer = EmailRenderer()
+    smtp = email.policy.default.clone(linesep="\r\n")
+
+    (await send(renderer, retrieved(to="ada@example.com"))).as_bytes(policy=smtp)
+    assert flattened_parts == 3  # plain text, HTML, attachment
+    for n in range(5):
+        (await send(renderer, retrieved(to=f"reader{n}@example.com"))).as_bytes(policy=smtp)
+    assert flattened_parts == 3
+
+    (await send(renderer, retrieved(code="print('edited')\n"))).as_bytes(policy=smtp)
+    assert flattened_parts == 6  # another version
+
+
+async def test_each_email_counts_once_in_the_cache_stats() -> None:
+    renderer = EmailRenderer(CountingHighlighter())  # type: ignore[arg-type]
+
+    for n in range(4):
+        await send(renderer, retrieved(to=f"reader{n}@example.com"))
+    await send(renderer, retrieved(code="print('edited')\n"))
+
+    assert renderer.cache_counts == (3, 2)  # (hits, misses)

@@ -325,6 +325,85 @@ async def test_a_batch_reuses_one_connection_per_lane_and_records_the_sent_in_on
     assert {queue.item(email_id).status for email_id in ids} == {OutboxStatus.SENT}
 
 
+@pytest.mark.parametrize(("emails", "lanes"), [(1, 1), (3, 1), (4, 1), (5, 2), (9, 3), (50, 8)])
+async def test_a_small_batch_goes_over_fewer_connections(
+    queue: FakeOutboxQueue, transport: FakeTransport, make_worker: Any, emails: int, lanes: int
+) -> None:
+    queued(queue, *(make_email() for _ in range(emails)))
+
+    assert await make_worker(batch_size=50, concurrency=8).drain_once() == emails
+
+    assert transport.connections == lanes
+    assert len(transport.sent) == emails
+
+
+async def test_run_closes_idle_connections_as_it_goes_and_all_when_it_stops(
+    clock: FakeClock, transport: FakeTransport, renderer: EmailRenderer
+) -> None:
+    queue = FlakyQueue(clock, failing=set())
+    queued(queue, make_email())
+    worker = OutboxWorker(queue, transport, renderer, SENDER, clock, lease_seconds=LEASE)
+    stop = asyncio.Event()
+
+    running = asyncio.create_task(worker.run(stop, idle_sleep=0.01))
+    async with asyncio.timeout(5):
+        await queue.marked_sent.wait()
+        transport.idle_closed.clear()
+        await transport.idle_closed.wait()  # in a round without emails too
+        assert transport.closes == 0
+        stop.set()
+        await running
+
+    assert transport.closes == 1
+
+
+class PurgeCountingQueue(FakeOutboxQueue):
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.purges = 0
+
+    async def purge_finished(self, before: Any) -> int:
+        self.purges += 1
+        return await super().purge_finished(before)
+
+
+async def test_run_purges_at_start_then_every_purge_interval_of_its_clock(
+    clock: FakeClock, transport: FakeTransport, renderer: EmailRenderer
+) -> None:
+    queue = PurgeCountingQueue(clock)
+    monotonic = [0.0]
+    worker = OutboxWorker(
+        queue, transport, renderer, SENDER, clock, purge_every=600, monotonic=lambda: monotonic[0]
+    )
+    stop = asyncio.Event()
+
+    async def rounds(count: int) -> None:
+        for _ in range(count):  # the first may have begun before the clock moved
+            transport.idle_closed.clear()
+            await transport.idle_closed.wait()
+
+    running = asyncio.create_task(worker.run(stop, idle_sleep=0.001))
+    async with asyncio.timeout(5):
+        await rounds(2)
+        assert queue.purges == 1
+        monotonic[0] = 599.0
+        await rounds(2)
+        assert queue.purges == 1
+        monotonic[0] = 600.0
+        await rounds(2)
+        assert queue.purges == 2
+        stop.set()
+        await running
+
+
+async def test_closing_the_worker_closes_the_transport(
+    transport: FakeTransport, make_worker: Any
+) -> None:
+    await make_worker().close()
+
+    assert transport.closes == 1
+
+
 async def test_run_survives_claim_errors_and_stops_when_asked(
     clock: FakeClock, transport: FakeTransport, renderer: EmailRenderer
 ) -> None:
@@ -353,7 +432,7 @@ async def test_run_finishes_the_sends_in_flight_before_returning(
 
     running = asyncio.create_task(make_worker().run(stop, idle_sleep=30))
     async with asyncio.timeout(5):
-        await transport.until_in_flight(2)
+        await transport.until_in_flight(1)
         stop.set()
         await asyncio.sleep(0.01)
         assert not running.done()

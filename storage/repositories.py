@@ -108,12 +108,7 @@ class SqlUserRepository(_Repository):
 
     async def next_snippet_ref(self, user_id: UUID) -> int:
         # One statement: the row lock serialises concurrent callers, each sees the last value.
-        result = await self._execute(
-            sa.update(users)
-            .where(users.c.id == user_id)
-            .values(snippet_seq=users.c.snippet_seq + 1)
-            .returning(users.c.snippet_seq)
-        )
+        result = await self._execute(_NEXT_SNIPPET_REF, {"user_id": user_id})
         ref = result.scalar_one_or_none()
         if ref is None:
             raise LookupError(f"no user {user_id}")
@@ -121,6 +116,14 @@ class SqlUserRepository(_Repository):
 
 
 _USER_COLUMNS = columns_for(users, User)
+# Built once, values bound per call (see `_snippet_reads`): every /save runs both.
+_NEXT_SNIPPET_REF = (
+    sa.update(users)
+    .where(users.c.id == sa.bindparam("user_id"))
+    .values(snippet_seq=users.c.snippet_seq + 1)
+    .returning(users.c.snippet_seq)
+)
+_INSERT_SNIPPET = sa.insert(snippets)
 
 
 def _user(row: Row[Any]) -> User:
@@ -132,7 +135,7 @@ class SqlSnippetRepository(_Repository):
         # Tags live in a table of their own (see `SqlTagRepository`).
         row = values_of(snippet)
         del row["tags"]
-        await self._execute(sa.insert(snippets).values(**row))
+        await self._execute(_INSERT_SNIPPET, row)
 
     async def get(self, snippet_id: UUID) -> Snippet | None:
         statement = _snippet_reads(self._connection.dialect.name).by_id

@@ -40,6 +40,8 @@ GENERATION_TTL_SECONDS = 7 * 24 * 3600
 REDIS_TIMEOUT_SECONDS = 0.5
 REDIS_RETRY_AFTER_SECONDS = 1.0
 MEMORY_MAX_ENTRIES = 10_000
+DECODED_LISTS_KEPT = 128
+"""Owners whose cached list stays decoded in the process (see `_DecodedLists`)."""
 MAX_PENDING_INVALIDATIONS = 10_000
 
 _NEVER_MATCHES = "unavailable"
@@ -127,6 +129,32 @@ def _decoded(decode: Callable[[str | bytes], T], raw: str | bytes | None) -> T |
         # Written by another version of the code, or damaged: a miss, rebuilt from the database.
         logger.debug("undecodable cache value, treated as a miss", exc_info=True)
         return None
+
+
+class _DecodedLists:
+    """The lists last decoded, each kept with the exact value it came from.
+
+    A cached list is read far more often than it changes (every /list, every page turn, the
+    Mini App), and decoding its `LIST_LIMIT` summaries costs more CPU than the rest of a cached
+    /list. A read whose value is byte for byte the one decoded before reuses the entities
+    (immutable); any other value is decoded again, so what is served is always what Redis
+    holds. Bounded: the least recently read owners' lists are dropped first."""
+
+    def __init__(self, max_entries: int = DECODED_LISTS_KEPT) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[str | bytes, CachedList]] = OrderedDict()
+
+    def decode(self, key: str, raw: str | bytes) -> CachedList:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == raw:
+            self._entries.move_to_end(key)
+            return entry[1]
+        value = decode_list(raw)  # raises on a damaged value: nothing kept
+        self._entries[key] = (raw, value)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return value
 
 
 def _text(raw: str | bytes | None) -> str | None:
@@ -219,6 +247,7 @@ class RedisSnippetCache:
         # Invalidations that could not reach Redis; sent first once it answers again, so an
         # edit made during an outage does not leave the old value cached.
         self._pending_forgets: dict[str, None] = {}
+        self._lists = _DecodedLists()
 
     async def get_snippet(self, snippet_id: UUID) -> CacheRead[Snippet]:
         return await self._read(snippet_key(snippet_id), decode_snippet)
@@ -258,7 +287,8 @@ class RedisSnippetCache:
         return CacheRead(_decoded(decode_snippet, value), CacheTicket(key, _text(generation)))
 
     async def get_list(self, owner_id: UUID) -> CacheRead[CachedList]:
-        return await self._read(list_key(owner_id), decode_list)
+        key = list_key(owner_id)
+        return await self._read(key, lambda raw: self._lists.decode(key, raw))
 
     async def put_list(self, owner_id: UUID, value: CachedList, ticket: CacheTicket) -> None:
         await self._write(list_key(owner_id), encode_list(value), ticket)

@@ -121,6 +121,8 @@ class SqlAlchemyUnitOfWork:
         self._autocommit = True
 
     async def commit(self) -> None:
+        if self._autocommit:
+            return  # each statement committed as it ran
         with unavailable_as_domain_error():
             await self._require_connection().commit()
 

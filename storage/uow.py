@@ -68,6 +68,7 @@ class SqlAlchemyUnitOfWork:
         self._clock = clock
         self._checkout_timeout = checkout_timeout
         self._connection: AsyncConnection | None = None
+        self._autocommit = False
 
     async def __aenter__(self) -> Self:
         if self._connection is not None:

@@ -196,6 +196,19 @@ return {id, redis.call('GET', key), redis.call('GET', key .. ARGV[2]), list_gene
 """
 
 
+# KEYS: pairs of (value key, its generation key). ARGV: the generation keys' TTL. Bumps each
+# generation and drops each value in one step: one script call, cheaper to send and to read
+# back than MULTI, three commands a key and EXEC.
+_BUMP_AND_DROP = """
+for i = 1, #KEYS, 2 do
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
+  redis.call('DEL', KEYS[i])
+end
+return 1
+"""
+
+
 class _CircuitBreaker:
     """After a failure, skip the backend for a moment instead of waiting on it every call."""
 
@@ -244,6 +257,7 @@ class RedisSnippetCache:
         self._put_if_unchanged = client.register_script(_PUT_IF_UNCHANGED)
         self._put_snippet_if_unchanged = client.register_script(_PUT_SNIPPET_IF_UNCHANGED)
         self._get_by_ref = client.register_script(_GET_BY_REF)
+        self._bump_and_drop_script = client.register_script(_BUMP_AND_DROP)
         # Invalidations that could not reach Redis; sent first once it answers again, so an
         # edit made during an outage does not leave the old value cached.
         self._pending_forgets: dict[str, None] = {}
@@ -328,12 +342,8 @@ class RedisSnippetCache:
             self._remember_forgets(keys)
 
     async def _bump_and_drop(self, keys: Iterable[str]) -> bool:
-        async with self._redis.pipeline(transaction=True) as pipe:  # MULTI … EXEC
-            for key in keys:
-                pipe.incr(generation_key(key))
-                pipe.expire(generation_key(key), GENERATION_TTL_SECONDS)
-                pipe.delete(key)
-            await pipe.execute()
+        pairs = [name for key in keys for name in (key, generation_key(key))]
+        await self._bump_and_drop_script(keys=pairs, args=[GENERATION_TTL_SECONDS])
         return True
 
     def _remember_forgets(self, keys: Iterable[str]) -> None:

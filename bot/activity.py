@@ -10,6 +10,7 @@ word that is not one of the bot's commands is logged as `/unknown`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -87,5 +88,10 @@ class LoggedApplication(Application[Any, Any, Any, Any, Any, Any]):
         chat = update.effective_chat
         if chat is None:
             return "-"
-        key = self.bot.token.encode()
-        return hmac.new(key, str(chat.id).encode(), hashlib.sha256).hexdigest()[:8]
+        return _keyed_hash(self.bot.token, chat.id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _keyed_hash(token: str, chat_id: int) -> str:
+    """Kept for the chats seen lately: a chat sends many updates, and its hash never changes."""
+    return hmac.new(token.encode(), str(chat_id).encode(), hashlib.sha256).hexdigest()[:8]

@@ -176,9 +176,15 @@ def page_text(page: Page[SnippetSummary], heading: str, empty: str) -> str:
     return "\n".join(lines)
 
 
+@lru_cache(maxsize=256)
 def page_keyboard(
     page: Page[SnippetSummary], nav_prefix: str | None, app_url: str | None = None
 ) -> InlineKeyboardMarkup:
+    """A button per snippet, the page turns, and "Open in app".
+
+    Cached by the page's content (a page and its items are immutable, and so is the markup,
+    which may go to any chat): every /list and page turn of an unchanged list shows the same
+    page, and making PTB's button objects costs more than the rest of the reply's text."""
     rows = [
         [InlineKeyboardButton(_button_label(item), callback_data=snippet_button("open", item))]
         for item in page.items

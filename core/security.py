@@ -11,6 +11,7 @@ import hashlib
 import os
 import secrets
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,9 +104,13 @@ class SessionTokens:
 
     REQUIRED = ("exp", "iat", "sub", "jti", "client")
 
+    VERIFIED_KEPT = 4096
+    """Tokens whose signature check is remembered (see `_verified_payload`)."""
+
     def __init__(self, secret: str, ttl: timedelta) -> None:
         self._secret = secret
         self.ttl = ttl
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def issue(
         self, user_id: UUID, client: Client, now: datetime, *, expires_at: datetime | None = None
@@ -132,21 +137,7 @@ class SessionTokens:
         """Raises `SessionExpired` for an expired token, `NotLoggedIn` for any other fault:
         wrong signature or algorithm, missing claim, or a token of another client (another
         chat, or the other kind: a chat's token used on the API and the other way round)."""
-        try:
-            payload = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[JWT_ALGORITHM],
-                # `exp` and `iat` are judged against `now` below, not PyJWT's own clock, so
-                # every deadline in core follows the one injected clock.
-                options={
-                    "require": list(self.REQUIRED),
-                    "verify_exp": False,
-                    "verify_iat": False,
-                },
-            )
-        except jwt.InvalidTokenError:
-            raise NotLoggedIn("Your session is not valid.") from None
+        payload = self._verified_payload(token)
         try:
             claims = TokenClaims(
                 user_id=UUID(str(payload["sub"])),
@@ -162,6 +153,36 @@ class SessionTokens:
         if claims.expires_at <= now:
             raise SessionExpired("Your session has expired.")
         return claims
+
+    def _verified_payload(self, token: str) -> dict[str, Any]:
+        """The payload of a token signed with this secret and algorithm, with every required
+        claim. A token that passed is remembered (the most recent `VERIFIED_KEPT`): every
+        command checks its chat's token, the same one each time, and what the check reads
+        cannot change. Only the signature check is skipped: the claims are judged anew on each
+        call (`decode`). A token that failed is not remembered."""
+        payload = self._verified.get(token)
+        if payload is not None:
+            self._verified.move_to_end(token)
+            return payload
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[JWT_ALGORITHM],
+                # `exp` and `iat` are judged against `now` in `decode`, not PyJWT's own clock,
+                # so every deadline in core follows the one injected clock.
+                options={
+                    "require": list(self.REQUIRED),
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.InvalidTokenError:
+            raise NotLoggedIn("Your session is not valid.") from None
+        self._verified[token] = payload
+        if len(self._verified) > self.VERIFIED_KEPT:
+            self._verified.popitem(last=False)
+        return payload
 
 
 def new_code() -> str:

@@ -12,7 +12,7 @@ from charset_normalizer import from_bytes
 from pygments.lexer import Lexer
 from pygments.lexers import (
     find_lexer_class,
-    get_lexer_by_name,
+    find_lexer_class_by_name,
     get_lexer_for_filename,
     guess_lexer,
 )
@@ -139,10 +139,12 @@ def detect_language_quickly(
 ) -> str | None:
     """The language from the hint, the file name or telling lines, in time linear in a capped
     sample; None when only Pygments' guess (`guess_with_pygments`) is left to ask."""
-    for find in (_by_hint, _by_filename):
-        lexer = find(hint if find is _by_hint else filename, code)
-        if lexer is not None:
-            return _canonical(lexer.name)
+    named = _by_hint(hint.strip().lower()) if hint else None
+    if named is not None:
+        return named
+    lexer = _by_filename(filename, code)
+    if lexer is not None:
+        return _canonical(lexer.name)
     return _by_signs(code[:SIGNS_SAMPLE_CHARS])
 
 
@@ -244,11 +246,13 @@ def _warm_up_guessing() -> None:
     guess_lexer("x")  # imports every lexer module once, before the first deadline runs
 
 
-def _by_hint(hint: str | None, code: str) -> Lexer | None:
-    if not hint:
-        return None
+@lru_cache(maxsize=256)
+def _by_hint(alias: str) -> str | None:
+    """The language a fence's alias (`py`) names. Cached, and the lexer's class is enough:
+    every fenced /save asks, and making a lexer (what `get_lexer_by_name` returns) costs more
+    than the rest of the detection."""
     try:
-        return get_lexer_by_name(hint.strip().lower())
+        return _canonical(find_lexer_class_by_name(alias).name) if alias else None
     except ClassNotFound:
         return None
 

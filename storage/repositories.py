@@ -6,7 +6,9 @@ connection failures become `StorageUnavailable`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -106,12 +108,7 @@ class SqlUserRepository(_Repository):
 
     async def next_snippet_ref(self, user_id: UUID) -> int:
         # One statement: the row lock serialises concurrent callers, each sees the last value.
-        result = await self._execute(
-            sa.update(users)
-            .where(users.c.id == user_id)
-            .values(snippet_seq=users.c.snippet_seq + 1)
-            .returning(users.c.snippet_seq)
-        )
+        result = await self._execute(_NEXT_SNIPPET_REF, {"user_id": user_id})
         ref = result.scalar_one_or_none()
         if ref is None:
             raise LookupError(f"no user {user_id}")
@@ -119,6 +116,14 @@ class SqlUserRepository(_Repository):
 
 
 _USER_COLUMNS = columns_for(users, User)
+# Built once, values bound per call (see `_snippet_reads`): every /save runs both.
+_NEXT_SNIPPET_REF = (
+    sa.update(users)
+    .where(users.c.id == sa.bindparam("user_id"))
+    .values(snippet_seq=users.c.snippet_seq + 1)
+    .returning(users.c.snippet_seq)
+)
+_INSERT_SNIPPET = sa.insert(snippets)
 
 
 def _user(row: Row[Any]) -> User:
@@ -130,13 +135,15 @@ class SqlSnippetRepository(_Repository):
         # Tags live in a table of their own (see `SqlTagRepository`).
         row = values_of(snippet)
         del row["tags"]
-        await self._execute(sa.insert(snippets).values(**row))
+        await self._execute(_INSERT_SNIPPET, row)
 
     async def get(self, snippet_id: UUID) -> Snippet | None:
-        return await self._one(snippets.c.id == snippet_id, _LIVE)
+        statement = _snippet_reads(self._connection.dialect.name).by_id
+        return await self._fetch_one(statement, {"snippet_id": snippet_id})
 
     async def get_by_ref(self, owner_id: UUID, ref: int) -> Snippet | None:
-        return await self._one(snippets.c.owner_id == owner_id, snippets.c.ref == ref, _LIVE)
+        statement = _snippet_reads(self._connection.dialect.name).by_ref
+        return await self._fetch_one(statement, {"owner_id": owner_id, "ref": ref})
 
     async def list(self, owner_id: UUID, offset: int, limit: int) -> Page[SnippetSummary]:
         return await self._page(sa.and_(snippets.c.owner_id == owner_id, _LIVE), offset, limit)
@@ -213,22 +220,16 @@ class SqlSnippetRepository(_Repository):
         return int(result.rowcount or 0)
 
     async def _one(self, *conditions: sa.ColumnElement[bool]) -> Snippet | None:
-        result = await self._execute(sa.select(snippets, self._tags_column()).where(*conditions))
-        row = result.one_or_none()
+        return await self._fetch_one(sa.select(snippets, self._tags_column()).where(*conditions))
+
+    async def _fetch_one(
+        self, statement: sa.Select[Any], parameters: dict[str, Any] | None = None
+    ) -> Snippet | None:
+        row = (await self._execute(statement, parameters)).one_or_none()
         return _snippet(row) if row else None
 
     def _tags_column(self) -> sa.Label[Any]:
-        """The snippet's tags as one space-separated string, in the same statement."""
-        if self._connection.dialect.name == "postgresql":
-            joined: sa.ColumnElement[Any] = sa.func.string_agg(snippet_tags.c.tag, " ")
-        else:
-            joined = sa.func.group_concat(snippet_tags.c.tag, " ")
-        return (
-            sa.select(joined)
-            .where(snippet_tags.c.snippet_id == snippets.c.id)
-            .scalar_subquery()
-            .label("tags")
-        )
+        return _tags_column(self._connection.dialect.name)
 
     async def _page(
         self, condition: sa.ColumnElement[bool], offset: int, limit: int
@@ -266,6 +267,41 @@ class SqlSnippetRepository(_Repository):
 
 _LIVE = snippets.c.deleted_at.is_(None)
 """A deleted snippet waits for an undo, hidden from every read but `get_deleted`."""
+
+
+def _tags_column(dialect_name: str) -> sa.Label[Any]:
+    """The snippet's tags as one space-separated string, in the same statement."""
+    if dialect_name == "postgresql":
+        joined: sa.ColumnElement[Any] = sa.func.string_agg(snippet_tags.c.tag, " ")
+    else:
+        joined = sa.func.group_concat(snippet_tags.c.tag, " ")
+    return (
+        sa.select(joined)
+        .where(snippet_tags.c.snippet_id == snippets.c.id)
+        .scalar_subquery()
+        .label("tags")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _SnippetReads:
+    by_id: sa.Select[Any]
+    by_ref: sa.Select[Any]
+
+
+@functools.cache
+def _snippet_reads(dialect_name: str) -> _SnippetReads:
+    """Built once per dialect, values bound per call: /get reads by ref on every cache miss, and
+    building the statement (and its cache key) costs more CPU than the round trip's own work."""
+    snippet = sa.select(snippets, _tags_column(dialect_name))
+    return _SnippetReads(
+        by_id=snippet.where(snippets.c.id == sa.bindparam("snippet_id"), _LIVE),
+        by_ref=snippet.where(
+            snippets.c.owner_id == sa.bindparam("owner_id"),
+            snippets.c.ref == sa.bindparam("ref"),
+            _LIVE,
+        ),
+    )
 
 
 def _title_or_code(text: str) -> sa.ColumnElement[bool]:

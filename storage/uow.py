@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -67,6 +68,7 @@ class SqlAlchemyUnitOfWork:
         self._clock = clock
         self._checkout_timeout = checkout_timeout
         self._connection: AsyncConnection | None = None
+        self._autocommit = False
 
     async def __aenter__(self) -> Self:
         if self._connection is not None:
@@ -77,17 +79,18 @@ class SqlAlchemyUnitOfWork:
             async with asyncio.timeout(self._checkout_timeout):
                 connection = await self._engine.connect()
         self._connection = connection
-        self.users = SqlUserRepository(connection)
-        self.snippets = SqlSnippetRepository(connection)
-        self.sessions = SqlSessionRepository(connection)
-        self.tokens = SqlOneTimeTokenRepository(connection)
-        self.attempts = SqlAttemptRepository(connection)
-        self.flows = SqlFlowRepository(connection, self._clock)
-        self.outbox = SqlOutbox(connection)
-        self.tags = SqlTagRepository(connection)
-        self.revisions = SqlRevisionRepository(connection)
-        self.shares = SqlShareRepository(connection)
+        self._autocommit = False
         return self
+
+    def __getattr__(self, name: str) -> Any:
+        """A repository, made on first use in this `async with` (most commands use one or
+        two of the ten, and every command opens a unit of work or two)."""
+        make = _REPOSITORIES.get(name)
+        if make is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        repository = make(self._require_connection(), self._clock)
+        setattr(self, name, repository)
+        return repository
 
     async def __aexit__(
         self,
@@ -97,8 +100,12 @@ class SqlAlchemyUnitOfWork:
     ) -> None:
         connection = self._require_connection()
         self._connection = None
+        for name in _REPOSITORIES:  # bound to this connection: made anew on the next use
+            self.__dict__.pop(name, None)
         try:
-            await _rollback(connection)
+            if not self._autocommit:
+                # (In autocommit each statement committed as it ran: nothing to roll back.)
+                await _rollback(connection)
         except Exception:
             if exc is None:
                 raise
@@ -112,8 +119,11 @@ class SqlAlchemyUnitOfWork:
         if connection.in_transaction():
             raise RuntimeError("autocommit() must come before the first statement")
         await connection.execution_options(**autocommit_options(connection.dialect.name))
+        self._autocommit = True
 
     async def commit(self) -> None:
+        if self._autocommit:
+            return  # each statement committed as it ran
         with unavailable_as_domain_error():
             await self._require_connection().commit()
 
@@ -124,6 +134,21 @@ class SqlAlchemyUnitOfWork:
         if self._connection is None:
             raise RuntimeError("use the unit of work inside `async with`")
         return self._connection
+
+
+_REPOSITORIES: dict[str, Callable[[AsyncConnection, Clock], object]] = {
+    "users": lambda connection, _: SqlUserRepository(connection),
+    "snippets": lambda connection, _: SqlSnippetRepository(connection),
+    "sessions": lambda connection, _: SqlSessionRepository(connection),
+    "tokens": lambda connection, _: SqlOneTimeTokenRepository(connection),
+    "attempts": lambda connection, _: SqlAttemptRepository(connection),
+    "flows": SqlFlowRepository,
+    "outbox": lambda connection, _: SqlOutbox(connection),
+    "tags": lambda connection, _: SqlTagRepository(connection),
+    "revisions": lambda connection, _: SqlRevisionRepository(connection),
+    "shares": lambda connection, _: SqlShareRepository(connection),
+}
+"""The unit of work's repositories by attribute name (the names of `core.ports.UnitOfWork`)."""
 
 
 async def _rollback(connection: AsyncConnection) -> None:

@@ -291,3 +291,35 @@ async def test_two_processes_share_the_protocol(redis_url: str) -> None:
     finally:
         await reader.close()
         await writer.close()
+
+
+@pytest.mark.redis
+async def test_redis_serves_a_list_as_it_now_is_however_often_it_was_read(redis_url: str) -> None:
+    reader = RedisSnippetCache(connect_redis(redis_url), TTL_SECONDS)
+    writer = RedisSnippetCache(connect_redis(redis_url), TTL_SECONDS)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        owner = new_user()
+        first, second = new_snippet(owner, 1), new_snippet(owner, 2)
+        await writer.put_list(owner.id, _list_of(first), (await writer.get_list(owner.id)).ticket)
+        read = (await reader.get_list(owner.id)).value
+        again = (await reader.get_list(owner.id)).value
+        assert read == _list_of(first)
+        assert again is read  # an unchanged value is not decoded again
+
+        # Another process changes the list: the next read serves the new one.
+        await writer.forget_list(owner.id)
+        await writer.put_list(
+            owner.id, _list_of(second, first), (await writer.get_list(owner.id)).ticket
+        )
+        assert (await reader.get_list(owner.id)).value == _list_of(second, first)
+
+        # A damaged value is a miss, even right after a good one was read.
+        await client.set(
+            f"user:{owner.id}:snippets", b'{"total": 1, "items": [{"id": "not-an-id"}]}'
+        )
+        assert (await reader.get_list(owner.id)).value is None
+    finally:
+        await client.aclose()
+        await reader.close()
+        await writer.close()

@@ -145,3 +145,21 @@ async def test_units_of_work_do_not_see_each_others_uncommitted_work(
             assert await reader.users.get(user.id) == user
     finally:
         await database.dispose()
+
+
+async def test_a_unit_of_work_used_again_is_transactional_again_on_its_new_connection(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    uow = uow_factory()
+    kept, discarded = new_user(), new_user()
+    async with uow:
+        await uow.autocommit()
+        await uow.users.add(kept)
+        await uow.commit()
+    async with uow:  # its repositories are on this connection, in a transaction again
+        assert await uow.users.get(kept.id) == kept
+        await uow.users.add(discarded)
+    with pytest.raises(RuntimeError, match="inside `async with`"):
+        _ = uow.users
+    async with uow_factory() as other:
+        assert await other.users.get(discarded.id) is None

@@ -204,6 +204,35 @@ def test_expired_tokens_are_session_expired(tokens: SessionTokens, delta: timede
         tokens.decode(token, CHAT, NOW + JWT_TTL + delta)
 
 
+def test_a_token_is_verified_once_and_its_claims_judged_on_every_decode(
+    tokens: SessionTokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, issued = tokens.issue(USER, CHAT, NOW)
+    verified = 0
+    verify = jwt.decode
+
+    def counted(*args: Any, **options: Any) -> Any:
+        nonlocal verified
+        verified += 1
+        return verify(*args, **options)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    for _ in range(3):
+        assert tokens.decode(token, CHAT, NOW + timedelta(seconds=1)) == issued
+    assert verified == 1  # every command checks its chat's token: the signature once
+    # What the remembered check does not cover is still judged each time.
+    with pytest.raises(NotLoggedIn, match="another client"):
+        tokens.decode(token, Client.chat(4243), NOW)
+    with pytest.raises(SessionExpired):
+        tokens.decode(token, CHAT, NOW + JWT_TTL)
+    # A refused token is not remembered: refused again, checked again.
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for _ in range(2):
+        with pytest.raises(NotLoggedIn):
+            tokens.decode(tampered, CHAT, NOW)
+    assert verified == 3
+
+
 # -- passwords ----------------------------------------------------------------------------
 
 

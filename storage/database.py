@@ -59,6 +59,14 @@ class Database:
     def engine(self) -> AsyncEngine:
         return self._engine
 
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every pool: the main one, and on Postgres the one whose commits do not wait for the
+        disk (`uow_factory(wait_for_disk=False)`)."""
+        if self._unsynced_engine is self._engine:
+            return (self._engine,)
+        return (self._engine, self._unsynced_engine)
+
     def uow_factory(self, *, wait_for_disk: bool = True) -> UnitOfWorkFactory:
         """Units of work on the pool; with `wait_for_disk=False`, their commits return before
         the server's disk has them (Postgres: about 1.5–2 ms sooner on this machine's disk),

@@ -66,8 +66,9 @@ async def deployed(
         def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
             trips.statements.append(statement)
 
-        engine = bot.services.database.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", count)
+        engines = [engine.sync_engine for engine in bot.services.database.engines]
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", count)
         await bot.user(1)
         # Once through every command first: the Redis connection's handshake (CLIENT
         # SETINFO…) and the first call of each script (NOSCRIPT, SCRIPT LOAD) are no command's.
@@ -75,7 +76,8 @@ async def deployed(
         for command in ("/list", "/list", "/get 1", "/get 1"):
             await bot.say(1, command)
         yield bot, trips
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_each_hot_command_makes_only_the_round_trips_it_needs(

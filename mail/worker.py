@@ -7,14 +7,15 @@ message carries the same `Message-ID` (and `Date`), so receiving servers and mai
 recognise and drop the duplicate. The other choice, marking before sending (at-most-once),
 would silently lose emails on every crash; a rare duplicate is the cheaper failure.
 
-A batch is sent in up to `concurrency` lanes, one per `EMAILS_PER_LANE` emails (three emails
-take one), each over one SMTP connection that the transport keeps open for the next batches;
-the sent ones are recorded together, in one statement, when the batch is done. So a crash
+A batch is sent in up to `concurrency` lanes, an email to each until there are more emails
+than lanes, so that one slow email (its highlighting running to its deadline) holds up no other
+of a small batch. Each lane has one SMTP connection that the transport keeps open for the next
+batches; the sent ones are recorded together, in one statement, when the batch is done. So a crash
 mid-batch sends that batch's delivered emails again once the lease ends (same `Message-ID`);
 that is the price of not paying a transaction per email.
 
 Consequences for operators: a lease must outlast a whole batch (`batch_size / concurrency`
-rounds, or `EMAILS_PER_LANE` if more, of the transport's timeout) or a slow batch may be sent
+rounds of the transport's timeout) or a slow batch may be sent
 twice by two workers; rows that keep crashing the worker are parked after `max_attempts` claims
 without another try.
 
@@ -58,9 +59,6 @@ logger = logging.getLogger(__name__)
 OUTBOX_RETENTION = timedelta(days=7)
 """How long sent and failed emails stay in the outbox (without their content) before deletion."""
 PURGE_EVERY_SECONDS = 3600.0
-EMAILS_PER_LANE = 4
-"""A batch gets one lane (one connection) per this many emails, up to the worker's concurrency:
-a few emails go out one after another on one connection rather than open a connection each."""
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, jitter: float, draw: float) -> float:
@@ -116,7 +114,7 @@ class OutboxWorker:
         waiting = deque(items)
         sent: list[UUID] = []
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(self._concurrency, -(-len(items) // EMAILS_PER_LANE))):
+            for _ in range(min(self._concurrency, len(items))):
                 group.create_task(self._send_share(waiting, sent))
         if sent:
             try:

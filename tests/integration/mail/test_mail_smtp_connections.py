@@ -49,9 +49,11 @@ class Queue(FakeOutboxQueue):
 
 
 class Outbox:
-    """A worker over `transport`, with an in-memory queue the test fills batch by batch."""
+    """A worker over `transport`, with an in-memory queue the test fills batch by batch; one
+    lane (so one connection at a time) unless `concurrency` says otherwise."""
 
     def __init__(self, transport: SmtpTransport, **options: Any) -> None:
+        options.setdefault("concurrency", 1)
         self.queue = Queue()
         self.worker = OutboxWorker(
             self.queue, transport, EmailRenderer(), SENDER, self.queue.clock, **options
@@ -77,7 +79,7 @@ async def test_batches_reuse_the_connection_kept_from_the_last_one(
     sent += await outbox.send(3)
 
     assert sorted(inbox.message_ids()) == sorted(sent)
-    assert inbox.connections == 1  # three emails take one connection, kept for the next batch
+    assert inbox.connections == 1  # one lane's connection, kept for the next batch
     assert len(inbox.greetings) == 1
     assert inbox.quits == 0
 
@@ -141,7 +143,7 @@ async def test_the_worker_closes_its_connections_when_it_stops(
 ) -> None:
     inbox = Inbox()
     server = start_server(inbox)
-    outbox = Outbox(smtp(server.port))
+    outbox = Outbox(smtp(server.port), concurrency=3)
     for n in range(10):
         outbox.queue.add(make_email(to=f"reader{n}@example.com"))
     stop = asyncio.Event()
@@ -162,7 +164,7 @@ async def test_closing_the_worker_closes_its_connections(
 ) -> None:
     inbox = Inbox()
     server = start_server(inbox)
-    outbox = Outbox(smtp(server.port))
+    outbox = Outbox(smtp(server.port), concurrency=3)
     await outbox.send(9)
 
     await outbox.worker.close()
@@ -281,7 +283,7 @@ async def test_the_ehlo_name_is_looked_up_once(
         return "worker.example.test"
 
     transport = smtp(server.port, local_hostname=local_hostname)
-    outbox = Outbox(transport)
+    outbox = Outbox(transport, concurrency=5)
     await outbox.send(20)
     await transport.close()
     await outbox.send(20)

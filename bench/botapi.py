@@ -257,6 +257,10 @@ class BotApi:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            # The server closing with keep-alive connections still open (the bots' pools): the
+            # task ends here, so asyncio's stream callback has no cancellation to report.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()

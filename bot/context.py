@@ -17,6 +17,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bootstrap import Services
 from bot.activity import note_outcome
+from bot.ratelimit import SharedRateLimiter
 from bot.wording import error_reply
 from core.entities import Client, User
 from core.errors import DomainError, StorageUnavailable
@@ -81,6 +82,9 @@ def replying(handler: Handler) -> Handler:
             refusal = PRIVATE_ONLY.format(link=private_link(context))
             await reply(update, f"{note}\n\n{refusal}".strip())
             return
+        limiter = context.bot.rate_limiter
+        if isinstance(limiter, SharedRateLimiter):
+            limiter.prebook(update.effective_chat.id)  # the reply's slot, booked meanwhile
         try:
             await handler(update, context)
         except DomainError as error:

@@ -35,6 +35,10 @@ from storage.cache import connect_redis
 
 log = logging.getLogger(__name__)
 
+PREBOOK_SECONDS = 0.1
+"""How long a slot booked when a command arrives (`prebook`) stays good for its reply: a reply
+sent later than this books a slot of its own (the early one is left unused)."""
+MAX_PREBOOKED = 1024
 REDIS_RETRY_AFTER_SECONDS = 5.0
 """After a Redis failure, reserve in-process for this long before trying Redis again."""
 RETRY_AFTER_MARGIN_SECONDS = 0.1
@@ -204,6 +208,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         )
         self._redis_clock = redis_clock
         self._pause_read_at = -math.inf
+        self._prebooked: dict[object, tuple[float, asyncio.Task[tuple[float, float, bool]]]] = {}
         self._reserve_script: Any = None
         self._pause_script: Any = None
         if redis is not None:
@@ -249,8 +254,11 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         self.counters.requests += 1
         limits = self.limits_for(data)
         retries = rate_limit_args if rate_limit_args is not None else self._max_retries
+        prebooked = await self._use_prebooked(data.get("chat_id"))
         for attempt in range(retries + 1):
-            await self.acquire(limits)
+            if not prebooked:
+                await self.acquire(limits)
+            prebooked = False
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
@@ -264,6 +272,45 @@ class SharedRateLimiter(BaseRateLimiter[int]):
                 )
                 await self.pause(seconds)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def prebook(self, chat_id: int) -> None:
+        """Starts booking the slot of the reply to a command from `chat_id` now, while the
+        command runs, so that the reply need not wait for the booking's round trip to Redis.
+        The first request to that chat within `PREBOOK_SECONDS` takes the slot; a later one,
+        or none (the slot goes unused), books its own: a reply goes at most that much later
+        than the slot it was booked for."""
+        limits = self.limits_for({"chat_id": chat_id})
+        if not limits:
+            return
+        booking = asyncio.ensure_future(self.reserve(limits))
+        booking.add_done_callback(_retrieve)
+        self._prebooked[chat_id] = (self._clock(), booking)
+        if len(self._prebooked) > MAX_PREBOOKED:
+            stale = self._clock() - PREBOOK_SECONDS
+            self._prebooked = {
+                chat: entry for chat, entry in self._prebooked.items() if entry[0] >= stale
+            }
+
+    async def _use_prebooked(self, chat_id: object) -> bool:
+        """Waits for the slot prebooked for `chat_id`, if any is still good; False when the
+        request must book its own."""
+        entry = self._prebooked.pop(chat_id, None) if chat_id is not None else None
+        if entry is None:
+            return False
+        booked_at, booking = entry
+        if self._clock() - booked_at > PREBOOK_SECONDS:
+            return False
+        try:
+            paused, wait, booked = await booking
+        except Exception:
+            return False
+        if paused > 0 or not booked:
+            return False
+        remaining = booked_at + wait - self._clock()
+        if remaining > 0:
+            self.counters.waited += 1
+            await self._hold(remaining)
+        return True
 
     def limits_for(self, data: dict[str, Any]) -> list[tuple[str, Limit]]:
         """The budgets a request draws on, the bot's (the queue) last: none without a chat
@@ -377,6 +424,12 @@ class SharedRateLimiter(BaseRateLimiter[int]):
 
     def _redis_ok(self) -> None:
         self._breaker.record_success()
+
+
+def _retrieve(booking: asyncio.Task[Any]) -> None:
+    """Marks a booking's error as seen: a booking nobody took must not warn at exit."""
+    if not booking.cancelled():
+        booking.exception()
 
 
 def _script_args(limits: list[tuple[str, Limit]]) -> list[str]:

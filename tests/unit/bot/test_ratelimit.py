@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -11,7 +12,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from telegram.error import RetryAfter
 
-from bot.ratelimit import GROUP_LIMIT, Gcra, Limit, SharedRateLimiter, bot_limit
+from bot.ratelimit import (
+    GROUP_LIMIT,
+    PREBOOK_SECONDS,
+    Gcra,
+    Limit,
+    SharedRateLimiter,
+    bot_limit,
+)
 from core.settings import SettingsError, load_settings
 from tests.clocks import FakeTime
 
@@ -232,3 +240,51 @@ def test_the_setting_defaults_to_telegrams_30_a_second_and_refuses_a_negative_ra
     monkeypatch.setenv("TELEGRAM_RATE_LIMIT", "-1")
     with pytest.raises(SettingsError, match="TELEGRAM_RATE_LIMIT"):
         load_settings(_env_file=None)
+
+
+async def _sent() -> bool:
+    return True
+
+
+async def test_a_reply_takes_the_slot_booked_when_its_command_arrived_and_no_other() -> None:
+    time = FakeTime()
+    rate = limiter(time)
+    burst = bot_limit(30.0)
+    assert burst is not None
+
+    for chat_id in range(1, burst.burst + 1):
+        rate.prebook(chat_id)
+        await rate.process_request(_sent, (), {}, "sendMessage", {"chat_id": chat_id}, None)
+    assert time.slept == []  # the burst went at once, one slot a reply
+
+    await rate.process_request(_sent, (), {}, "sendMessage", {"chat_id": 99}, None)
+    assert time.slept == [pytest.approx(1 / 30)]  # no slot was booked twice
+
+
+async def test_a_slot_booked_too_long_before_its_reply_is_left_and_the_reply_books_its_own() -> (
+    None
+):
+    time = FakeTime()
+    rate = limiter(time, per_second=1.0)  # a burst of one: every slot shows
+
+    rate.prebook(7)
+    await rate.process_request(_sent, (), {}, "sendMessage", {"chat_id": 7}, None)
+    assert time.slept == []  # taken at once
+
+    rate.prebook(7)
+    await asyncio.sleep(0)  # the booking runs while the command does
+    time.now += PREBOOK_SECONDS * 2  # the command ran long
+    await rate.process_request(_sent, (), {}, "sendMessage", {"chat_id": 7}, None)
+    # Its own slot, after the early one (left unused): never two requests in one slot.
+    assert time.slept == [pytest.approx(2.0 - PREBOOK_SECONDS * 2)]
+
+
+async def test_a_slot_booked_for_one_chat_is_not_taken_by_another() -> None:
+    time = FakeTime()
+    rate = limiter(time, per_second=1.0)
+
+    rate.prebook(7)
+    await asyncio.sleep(0)  # the booking runs while the command does
+    await rate.process_request(_sent, (), {}, "sendMessage", {"chat_id": 8}, None)
+
+    assert time.slept == [pytest.approx(1.0)]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from api import telegram_init_data
-from api.dependencies import ClientDep, ServicesDep, SettingsDep, TokenDep, UserDep
+from api.dependencies import CallerDep, ClientDep, ServicesDep, SettingsDep, TokenDep
 from api.errors import documented
 from api.schemas import (
     MAX_EMAIL_CHARS,
@@ -169,8 +169,8 @@ async def telegram(body: TelegramSignIn, services: ServicesDep, settings: Settin
     summary="Who the token belongs to",
     responses=documented(401, 503),
 )
-async def me(user: UserDep) -> UserOut:
-    return UserOut.of(user)
+async def me(caller: CallerDep) -> UserOut:
+    return UserOut.of(caller.user)
 
 
 def _token(result: LoginResult, clock: Any) -> TokenOut:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from api.dependencies import ServicesDep, UserDep
+from api.dependencies import CallerDep
 from api.errors import documented
 from api.routes.snippets import IdPath, snippet_key
 from api.schemas import ImportOut, RevisionOut, SnippetOut, TagCount
@@ -28,8 +28,9 @@ NumberPath = Annotated[
     description="Each tag on your snippets with how many carry it, most used first.",
     responses=documented(401, 503),
 )
-async def list_tags(user: UserDep, services: ServicesDep) -> list[TagCount]:
-    return [TagCount(tag=tag, count=count) for tag, count in await services.organise.tags(user)]
+async def list_tags(caller: CallerDep) -> list[TagCount]:
+    tags = await caller.services.organise.tags(caller.user)
+    return [TagCount(tag=tag, count=count) for tag, count in tags]
 
 
 @router.get(
@@ -39,10 +40,8 @@ async def list_tags(user: UserDep, services: ServicesDep) -> list[TagCount]:
     "restore keeps the version before it.",
     responses=documented(401, 404, 422, 503),
 )
-async def list_revisions(
-    snippet_id: IdPath, user: UserDep, services: ServicesDep
-) -> list[RevisionOut]:
-    _, versions = await services.organise.history(user, snippet_key(snippet_id))
+async def list_revisions(snippet_id: IdPath, caller: CallerDep) -> list[RevisionOut]:
+    _, versions = await caller.services.organise.history(caller.user, snippet_key(snippet_id))
     return [_revision(version) for version in versions]
 
 
@@ -51,13 +50,9 @@ async def list_revisions(
     summary="One version, with its code",
     responses=documented(401, 404, 422, 503),
 )
-async def get_revision(
-    snippet_id: IdPath,
-    number: NumberPath,
-    user: UserDep,
-    services: ServicesDep,
-) -> RevisionOut:
-    _, version = await services.organise.version(user, snippet_key(snippet_id), number)
+async def get_revision(snippet_id: IdPath, number: NumberPath, caller: CallerDep) -> RevisionOut:
+    key = snippet_key(snippet_id)
+    _, version = await caller.services.organise.version(caller.user, key, number)
     return _revision(version, with_code=True)
 
 
@@ -68,12 +63,8 @@ async def get_revision(
     "first, so a restore can be undone by another restore.",
     responses=documented(401, 404, 422, 503),
 )
-async def restore_revision(
-    snippet_id: IdPath,
-    number: NumberPath,
-    user: UserDep,
-    services: ServicesDep,
-) -> SnippetOut:
+async def restore_revision(snippet_id: IdPath, number: NumberPath, caller: CallerDep) -> SnippetOut:
+    user, services = caller.user, caller.services
     restored = await services.organise.restore(user, snippet_key(snippet_id), number)
     return SnippetOut.of(await services.snippets.view(user, restored.id))
 
@@ -85,7 +76,8 @@ async def restore_revision(
     "its ref, tags and versions. No email. Later (or never deleted): 404.",
     responses=documented(401, 404, 422, 503),
 )
-async def undelete_snippet(snippet_id: IdPath, user: UserDep, services: ServicesDep) -> SnippetOut:
+async def undelete_snippet(snippet_id: IdPath, caller: CallerDep) -> SnippetOut:
+    user, services = caller.user, caller.services
     restored = await services.organise.undelete(user, snippet_key(snippet_id))
     return SnippetOut.of(await services.snippets.view(user, restored.id))
 
@@ -102,8 +94,8 @@ async def undelete_snippet(snippet_id: IdPath, user: UserDep, services: Services
         **documented(401, 503),
     },
 )
-async def export_snippets(user: UserDep, services: ServicesDep) -> Response:
-    data = await services.archive.export(user)
+async def export_snippets(caller: CallerDep) -> Response:
+    data = await caller.services.archive.export(caller.user)
     return Response(
         data,
         media_type="application/zip",
@@ -130,9 +122,9 @@ async def export_snippets(user: UserDep, services: ServicesDep) -> Response:
     },
     responses=documented(401, 413, 422, 503),
 )
-async def import_snippets(request: Request, user: UserDep, services: ServicesDep) -> ImportOut:
+async def import_snippets(request: Request, caller: CallerDep) -> ImportOut:
     data = await request.body()  # capped by the body limit (MAX_ARCHIVE_BYTES on this path)
-    result = await services.archive.import_archive(user, data)
+    result = await caller.services.archive.import_archive(caller.user, data)
     return ImportOut(added=result.added, skipped=result.skipped)
 
 

@@ -8,9 +8,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from api.dependencies import ServicesDep, UserDep
+from api.dependencies import CallerDep
 from api.errors import documented
-from api.schemas import NewSnippet, SnippetChanges, SnippetOut, SnippetPage, SnippetSummaryOut
+from api.schemas import NewSnippet, SnippetChanges, SnippetOut, SnippetPage
 from core.errors import BadRef
 from core.organise import clean_tags
 from core.snippets import MAX_SEARCH_CHARS, SnippetKey, parse_ref
@@ -65,9 +65,8 @@ CREATED_LINKS: dict[int | str, dict[str, Any]] = {
     "Created` email. `Location` names the new snippet.",
     responses={**CREATED_LINKS, **documented(400, 401, 413, 422, 503)},
 )
-async def create_snippet(
-    body: NewSnippet, user: UserDep, services: ServicesDep, response: Response
-) -> SnippetOut:
+async def create_snippet(body: NewSnippet, caller: CallerDep, response: Response) -> SnippetOut:
+    user, services = caller.user, caller.services
     if body.tags:
         clean_tags(body.tags)  # refused before anything is stored
     saved = await services.snippets.create(user, body.title, body.code, language_hint=body.language)
@@ -87,8 +86,7 @@ async def create_snippet(
     responses=documented(401, 422, 503),
 )
 async def list_snippets(
-    user: UserDep,
-    services: ServicesDep,
+    caller: CallerDep,
     q: Annotated[
         str | None,
         Query(
@@ -103,18 +101,14 @@ async def list_snippets(
         str | None, Query(max_length=64, description="Only snippets with this tag.")
     ] = None,
 ) -> SnippetPage:
+    user, services = caller.user, caller.services
     if tag is not None:
         page = await services.organise.filter(user, tag, q, offset, limit)
     elif q is not None and q.strip():
         page = await services.snippets.search(user, q, offset, limit)
     else:
         page = await services.snippets.list(user, offset, limit)
-    return SnippetPage(
-        items=[SnippetSummaryOut.of(item) for item in page.items],
-        total=page.total,
-        limit=limit,
-        offset=offset,
-    )
+    return SnippetPage.of(page, limit=limit, offset=offset)
 
 
 @router.get(
@@ -125,8 +119,8 @@ async def list_snippets(
     "email with the code.",
     responses=documented(401, 404, 422, 503),
 )
-async def get_snippet(snippet_id: IdPath, user: UserDep, services: ServicesDep) -> SnippetOut:
-    saved = await services.snippets.get(user, snippet_key(snippet_id))
+async def get_snippet(snippet_id: IdPath, caller: CallerDep) -> SnippetOut:
+    saved = await caller.services.snippets.get(caller.user, snippet_key(snippet_id))
     return SnippetOut.of(saved.snippet)
 
 
@@ -137,9 +131,8 @@ async def get_snippet(snippet_id: IdPath, user: UserDep, services: ServicesDep) 
     description="Any of title, code and language; the rest stays.",
     responses=documented(400, 401, 404, 413, 422, 503),
 )
-async def update_snippet(
-    snippet_id: IdPath, body: SnippetChanges, user: UserDep, services: ServicesDep
-) -> SnippetOut:
+async def update_snippet(snippet_id: IdPath, body: SnippetChanges, caller: CallerDep) -> SnippetOut:
+    user, services = caller.user, caller.services
     key = snippet_key(snippet_id)
     if body.tags is not None:
         clean_tags(body.tags)  # refused before anything changes
@@ -162,6 +155,6 @@ async def update_snippet(
     description="Queues a `Snippet Deleted` email.",
     responses=documented(401, 404, 422, 503),
 )
-async def delete_snippet(snippet_id: IdPath, user: UserDep, services: ServicesDep) -> Response:
-    await services.snippets.delete(user, snippet_key(snippet_id))
+async def delete_snippet(snippet_id: IdPath, caller: CallerDep) -> Response:
+    await caller.services.snippets.delete(caller.user, snippet_key(snippet_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

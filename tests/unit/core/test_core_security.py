@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
+import sys
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +20,7 @@ from core.errors import AuthenticationError, NotLoggedIn, SessionExpired, Valida
 from core.security import (
     CODE_ALPHABET,
     CODE_LENGTH,
+    HASHING_NICENESS,
     PasswordHasher,
     SessionTokens,
     check_password_rules,
@@ -272,6 +277,26 @@ async def test_hasher_treats_an_overlong_password_as_a_mismatch(hasher: Password
     assert await hasher.verify(password, hashed)
     assert not await hasher.verify(password + "a", hashed)
     assert not await hasher.verify("😀" * 200, hashed)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread has a nice value of its own on Linux")
+async def test_hashing_runs_in_threads_of_lower_priority_than_the_event_loop(
+    hasher: PasswordHasher,
+) -> None:
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_niceness = niceness()
+    hashed = await hasher.hash("correct horse")
+    assert await hasher.verify("correct horse", hashed)
+    hashing = [t for t in threading.enumerate() if t.name.startswith(PasswordHasher.THREAD_NAME)]
+    assert hashing
+    assert all(t.native_id != threading.get_native_id() for t in hashing)
+    lowered = min(19, loop_niceness + HASHING_NICENESS)
+    assert {os.getpriority(os.PRIO_PROCESS, t.native_id or 0) for t in hashing} == {lowered}
+    # Only they: the event loop and the pool of everyone's `to_thread` keep their priority.
+    assert niceness() == loop_niceness
+    assert await asyncio.to_thread(niceness) == loop_niceness
 
 
 # -- one-time secrets ---------------------------------------------------------------------

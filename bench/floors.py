@@ -66,22 +66,23 @@ ORDER BY created_at DESC, ref DESC LIMIT 8
 UNSYNCED = {"synchronous_commit": "off"}
 """The settings of the connections that write the email of a /get, as the product's are
 (`storage.database.Database.uow_factory(wait_for_disk=False)`): their commits do not wait for
-the disk."""
+the disk (`bench.api_process`'s floor pools)."""
 
 
 class FloorDrivers:
-    """Bare drivers for the floors: up to one asyncpg connection per concurrent chat and
-    durability (the /get floors' commits do not wait for the disk, as the product's), opened
-    when first needed, and one Redis client."""
+    """Bare drivers for the floors: up to one asyncpg connection per concurrent chat, opened
+    when first needed, and one Redis client. The /get floors' commits do not wait for the disk,
+    as the product's do: a connection is switched (`SET synchronous_commit`) when a floor of the
+    other kind takes it, once per connection and row, since floor rows run one at a time."""
 
     def __init__(self, dsn: str, redis_url: str, size: int) -> None:
         self._dsn = dsn
         self._size = size
-        self._idle: dict[bool, list[asyncpg.Connection]] = {True: [], False: []}
-        self._opened: dict[bool, int] = {True: 0, False: 0}
+        self._idle: list[asyncpg.Connection] = []
+        self._opened = 0
+        self._waits_for_disk: dict[asyncpg.Connection, bool] = {}
         self._returned = asyncio.Condition()
         self.redis = aioredis.Redis.from_url(redis_url)
-        self._all: list[asyncpg.Connection] = []
 
     async def open(self) -> None:
         """Checks that the database answers (the connections open as the floors need them)."""
@@ -89,31 +90,34 @@ class FloorDrivers:
             pass
 
     async def close(self) -> None:
-        for connection in self._all:
+        for connection in self._waits_for_disk:
             await connection.close()
         await self.redis.aclose()
 
     @asynccontextmanager
     async def connection(self, *, wait_for_disk: bool = True) -> AsyncIterator[asyncpg.Connection]:
-        connection = await self._checkout(wait_for_disk)
+        connection = await self._checkout()
         try:
+            if self._waits_for_disk[connection] != wait_for_disk:
+                await connection.execute(
+                    f"SET synchronous_commit = {'on' if wait_for_disk else 'off'}"
+                )
+                self._waits_for_disk[connection] = wait_for_disk
             yield connection
         finally:
             async with self._returned:
-                self._idle[wait_for_disk].append(connection)
+                self._idle.append(connection)
                 self._returned.notify()
 
-    async def _checkout(self, wait_for_disk: bool) -> asyncpg.Connection:
+    async def _checkout(self) -> asyncpg.Connection:
         async with self._returned:
-            while not self._idle[wait_for_disk] and self._opened[wait_for_disk] >= self._size:
+            while not self._idle and self._opened >= self._size:
                 await self._returned.wait()
-            if self._idle[wait_for_disk]:
-                return self._idle[wait_for_disk].pop()
-            self._opened[wait_for_disk] += 1
-        connection = await asyncpg.connect(
-            self._dsn, server_settings={} if wait_for_disk else UNSYNCED
-        )
-        self._all.append(connection)
+            if self._idle:
+                return self._idle.pop()
+            self._opened += 1
+        connection = await asyncpg.connect(self._dsn)
+        self._waits_for_disk[connection] = True
         return connection
 
 

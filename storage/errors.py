@@ -23,6 +23,7 @@ _TRANSIENT = (
     asyncpg.CannotConnectNowError,  # starting up or shutting down
     asyncpg.OperatorInterventionError,  # admin shutdown, statement timeout
     asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,  # the server (or the role's limit) is full for now
 )
 
 

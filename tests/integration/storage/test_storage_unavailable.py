@@ -135,3 +135,24 @@ async def test_a_missing_schema_is_a_bug_not_an_outage(tmp_path: Path) -> None:
                 await uow.users.get(new_user().id)
     finally:
         await database.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_server_with_no_connection_to_spare_is_unavailable(postgres_url: str) -> None:
+    # "too many clients": a role allowed no connection gets the same refusal as a full server.
+    role = f"sv_full_{new_user().id.hex[:12]}"
+    admin = Database(postgres_url)
+    try:
+        async with admin.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(sa.text(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"))
+        full = Database(make_url(postgres_url).set(username=role).render_as_string(False))
+        try:
+            await _assert_unavailable(full, within_seconds=HANG_BOUND_SECONDS)
+        finally:
+            await full.dispose()
+    finally:
+        async with admin.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
+        await admin.dispose()

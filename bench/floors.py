@@ -89,7 +89,18 @@ class FloorDrivers:
         async with self.connection():
             pass
 
+    async def release(self) -> None:
+        """Closes the connections (all idle between rows), so that the product's row after a
+        floor's has the server's connections to itself; the next floor opens its own again."""
+        async with self._returned:
+            idle, self._idle = self._idle, []
+            for connection in idle:
+                del self._waits_for_disk[connection]
+                await connection.close()
+            self._opened -= len(idle)
+
     async def close(self) -> None:
+        await self.release()
         for connection in self._waits_for_disk:
             await connection.close()
         await self.redis.aclose()

@@ -443,6 +443,7 @@ class Bench:
         floor_row = self.add(
             Row.from_stats(f"I/O floor: {name}", await self.run_row(floor, check=FLOOR_OK))
         )
+        await self.drivers.release()
         if warm:
             await self.warm(real, check)
         if before_each is not None:

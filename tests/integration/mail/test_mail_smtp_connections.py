@@ -68,35 +68,25 @@ class Outbox:
         return [email.message_id for email in emails]
 
 
-async def test_batches_reuse_the_connection_kept_from_the_last_one(
-    smtp: MakeTransport, start_server: StartServer
+@pytest.mark.parametrize(
+    ("concurrency", "batch", "lanes"),
+    [(1, 3, 1), (8, 50, 8)],
+    ids=["one lane", "a full batch opens up to the concurrency"],
+)
+async def test_batches_reuse_the_connections_kept_from_the_last_one(
+    smtp: MakeTransport, start_server: StartServer, concurrency: int, batch: int, lanes: int
 ) -> None:
     inbox = Inbox()
     server = start_server(inbox)
-    outbox = Outbox(smtp(server.port))
+    outbox = Outbox(smtp(server.port), concurrency=concurrency)
 
-    sent = await outbox.send(3)
-    sent += await outbox.send(3)
-
-    assert sorted(inbox.message_ids()) == sorted(sent)
-    assert inbox.connections == 1  # one lane's connection, kept for the next batch
-    assert len(inbox.greetings) == 1
-    assert inbox.quits == 0
-
-
-async def test_a_full_batch_opens_up_to_the_concurrency_and_the_next_opens_none(
-    smtp: MakeTransport, start_server: StartServer
-) -> None:
-    inbox = Inbox()
-    server = start_server(inbox)
-    outbox = Outbox(smtp(server.port), concurrency=8)
-
-    sent = await outbox.send(50)
-    assert inbox.connections == 8
-    sent += await outbox.send(50)
+    sent = await outbox.send(batch)
+    assert inbox.connections == lanes
+    sent += await outbox.send(batch)
 
     assert sorted(inbox.message_ids()) == sorted(sent)
-    assert len(inbox.greetings) == 8
+    assert inbox.connections == lanes  # the next batch opened none
+    assert len(inbox.greetings) == lanes
     assert inbox.quits == 0
 
 

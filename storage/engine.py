@@ -17,9 +17,10 @@ COMMAND_TIMEOUT_SECONDS = 8.0
 milliseconds, so this only bounds how long a person waits when the database is unreachable."""
 POOL_SIZE = 20
 POOL_MAX_OVERFLOW = 20
-UNSYNCED_POOL_SIZE = 5
-"""The pool whose commits do not wait for the disk holds each connection for one INSERT (and
-a read on a cache miss): half the size is plenty, and spares the server's connection limit."""
+UNSYNCED_POOL_SIZE = 10
+"""The pool whose commits do not wait for the disk holds each connection for one INSERT: ten,
+and no overflow (more at once wait for one rather than open and close a connection each),
+spare the server's connection limit."""
 POOL_RECYCLE_SECONDS = 1800
 CHECKOUT_TIMEOUT_SECONDS = 5.0
 """How long a unit of work waits for a working connection (pool wait, pre-ping, connect)."""
@@ -77,7 +78,7 @@ def _postgres_engine(
         # Sized for PTB's concurrent updates (64): a smaller pool made every update beyond it
         # open and close a connection of its own (overflow connections are not kept).
         pool_size=POOL_SIZE if wait_for_disk else UNSYNCED_POOL_SIZE,
-        max_overflow=POOL_MAX_OVERFLOW if wait_for_disk else UNSYNCED_POOL_SIZE,
+        max_overflow=POOL_MAX_OVERFLOW if wait_for_disk else 0,
         pool_timeout=command_timeout,
         connect_args={
             "timeout": connect_timeout,

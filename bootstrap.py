@@ -176,7 +176,9 @@ async def bootstrap(
     links = verify_links or VerificationLinkBuilder(public_url=settings.public_url)
     tokens = SessionTokens(jwt_secret(settings), timedelta(seconds=settings.jwt_ttl_seconds))
     uow = database.uow_factory()
-    accounts = AccountService(uow, hasher or PasswordHasher(), tokens, clock, links)
+    accounts = AccountService(
+        uow, hasher or PasswordHasher(), tokens, clock, links, quick=database.quick_statements
+    )
     # Pygments' guess and highlighting run in child processes with deadlines, started on
     # first use: one user's content must not stall the others.
     language_guesser = LanguageGuesser()
@@ -187,7 +189,7 @@ async def bootstrap(
         clock,
         settings.max_snippet_bytes,
         guess_language=language_guesser,
-        copies_uow=database.uow_factory(wait_for_disk=False),
+        quick=database.quick_statements,
     )
     worker = OutboxWorker(
         database.outbox_queue(),

@@ -65,8 +65,8 @@ ORDER BY created_at DESC, ref DESC LIMIT 8
 
 UNSYNCED = {"synchronous_commit": "off"}
 """The settings of the connections that write the email of a /get, as the product's are
-(`storage.database.Database.uow_factory(wait_for_disk=False)`): their commits do not wait for
-the disk (`bench.api_process`'s floor pools)."""
+(`storage.bare.BareStatements`): their commits do not wait for the disk (`bench.api_process`'s
+floor pools)."""
 
 
 class FloorDrivers:

@@ -30,7 +30,14 @@ from core.errors import (
 )
 from core.events import Event, PasswordResetRequested, UserLoggedIn, UserSignedUp
 from core.notifications import VerifyLinks, email_for, wants_email
-from core.ports import Clock, SessionRecord, UnitOfWork, UnitOfWorkFactory
+from core.ports import (
+    Clock,
+    QuickStatements,
+    SessionRecord,
+    StatementsInUnitsOfWork,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from core.security import (
     PasswordHasher,
     SessionTokens,
@@ -121,8 +128,11 @@ class AccountService:
         clock: Clock,
         verify_links: VerifyLinks,
         limits: Limits | None = None,
+        quick: QuickStatements | None = None,
     ) -> None:
+        """`quick`: where every chat command's session is read (by default, a unit of work)."""
         self._uow = uow
+        self._quick = quick or StatementsInUnitsOfWork(uow)
         self._hasher = hasher
         self._tokens = tokens
         self._now = clock
@@ -322,9 +332,7 @@ class AccountService:
             raise NotLoggedIn
         now = self._now()
         # Every command starts here: one statement, outside a transaction (bench/NOTES.md).
-        async with self._uow() as uow:
-            await uow.autocommit()
-            found = await uow.sessions.latest_for_client(client)
+        found = await self._quick.latest_session(client)
         if found is None:
             raise NotLoggedIn
         # A chat's token is kept in its session row.

@@ -266,6 +266,38 @@ class UnitOfWork(Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
+class QuickStatements(Protocol):
+    """The two statements on the path of most updates, each standing alone (autocommitted), for
+    a store that can run them for less than a unit of work costs (`storage.bare` on Postgres):
+    every chat command reads its session first, and every `/get` queues the email copy."""
+
+    async def latest_session(self, client: Client) -> SessionRecord | None:
+        """`SessionRepository.latest_for_client`."""
+
+    async def queue_copy(self, email: OutgoingEmail) -> None:
+        """Queues the email copy of what a user was just shown. Its commit may return before
+        the server's disk has it: losing it to a crash of the database server costs nothing
+        the user cannot get again."""
+
+
+class StatementsInUnitsOfWork:
+    """`QuickStatements`, each in a unit of work of its own (where nothing quicker exists)."""
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def latest_session(self, client: Client) -> SessionRecord | None:
+        async with self._uow() as uow:
+            await uow.autocommit()
+            return await uow.sessions.latest_for_client(client)
+
+    async def queue_copy(self, email: OutgoingEmail) -> None:
+        async with self._uow() as uow:
+            await uow.autocommit()
+            await uow.outbox.add(email)
+            await uow.commit()
+
+
 class OutboxQueue(Protocol):
     """The worker's side of the outbox: claim due emails, then record how sending went."""
 

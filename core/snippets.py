@@ -22,7 +22,9 @@ from core.ports import (
     CachedList,
     CacheRead,
     Clock,
+    QuickStatements,
     SnippetCache,
+    StatementsInUnitsOfWork,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -86,12 +88,12 @@ class SnippetService:
         clock: Clock,
         max_snippet_bytes: int,
         guess_language: GuessLanguage = _no_guess,
-        copies_uow: UnitOfWorkFactory | None = None,
+        quick: QuickStatements | None = None,
     ) -> None:
-        """`copies_uow`: units of work for what only copies what the user already has (the
-        email of a snippet just shown), whose commit need not wait for the disk."""
+        """`quick`: where the email copy of a snippet just shown is queued (by default, a unit
+        of work)."""
         self._uow = uow
-        self._copies_uow = copies_uow or uow
+        self._quick = quick or StatementsInUnitsOfWork(uow)
         self._cache = cache
         self._now = clock
         self.max_snippet_bytes = max_snippet_bytes
@@ -156,13 +158,9 @@ class SnippetService:
 
     async def queue_copy(self, shown: Shown) -> None:
         """Queues the email copy of a shown snippet (nothing when it owes none). Its commit need
-        not wait for the disk (`copies_uow`): the owner has the code already."""
-        if shown.copy is None:
-            return
-        async with self._copies_uow() as uow:
-            await uow.autocommit()
-            await uow.outbox.add(shown.copy)
-            await uow.commit()
+        not wait for the disk (`QuickStatements.queue_copy`): the owner has the code already."""
+        if shown.copy is not None:
+            await self._quick.queue_copy(shown.copy)
 
     async def view(
         self, owner: User, key: SnippetKey, *, snippet_id: UUID | None = None

@@ -6,8 +6,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.ports import Clock, OutboxQueue, UnitOfWork, UnitOfWorkFactory, utc_now
+from core.ports import (
+    Clock,
+    OutboxQueue,
+    QuickStatements,
+    StatementsInUnitsOfWork,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    utc_now,
+)
 from core.settings import Settings
+from storage.bare import BareStatements
 from storage.engine import (
     CHECKOUT_TIMEOUT_SECONDS,
     COMMAND_TIMEOUT_SECONDS,
@@ -20,7 +29,8 @@ from storage.uow import SqlAlchemyUnitOfWork
 
 
 class Database:
-    """Owns the engine (a connection pool): build one per process, `dispose()` it at exit."""
+    """Owns the connection pools (SQLAlchemy's engine; on Postgres also `storage.bare`'s): build
+    one per process, `dispose()` it at exit."""
 
     def __init__(
         self,
@@ -38,17 +48,16 @@ class Database:
         self._engine = create_engine(
             url, connect_timeout=connect_timeout, command_timeout=command_timeout
         )
-        # A pool of its own for the writes that need not wait for the disk (see `uow_factory`);
-        # SQLite has no such setting, and one pool.
-        self._unsynced_engine = (
-            create_engine(
+        # The statements of most updates skip SQLAlchemy on Postgres (`storage.bare`).
+        self.quick_statements: QuickStatements = (
+            BareStatements(
                 url,
                 connect_timeout=connect_timeout,
                 command_timeout=command_timeout,
-                wait_for_disk=False,
+                checkout_timeout=checkout_timeout,
             )
             if self.is_postgres
-            else self._engine
+            else StatementsInUnitsOfWork(self.uow_factory())
         )
 
     @classmethod
@@ -59,25 +68,10 @@ class Database:
     def engine(self) -> AsyncEngine:
         return self._engine
 
-    @property
-    def engines(self) -> tuple[AsyncEngine, ...]:
-        """Every pool: the main one, and on Postgres the one whose commits do not wait for the
-        disk (`uow_factory(wait_for_disk=False)`)."""
-        if self._unsynced_engine is self._engine:
-            return (self._engine,)
-        return (self._engine, self._unsynced_engine)
-
-    def uow_factory(self, *, wait_for_disk: bool = True) -> UnitOfWorkFactory:
-        """Units of work on the pool; with `wait_for_disk=False`, their commits return before
-        the server's disk has them (Postgres: about 1.5–2 ms sooner on this machine's disk),
-        and a crash of the database server may lose the last fraction of a second of them.
-        Only for writes whose loss costs nothing a user cannot get again (the email copy of a
-        snippet just shown)."""
-        engine = self._engine if wait_for_disk else self._unsynced_engine
-
+    def uow_factory(self) -> UnitOfWorkFactory:
         def new_unit_of_work() -> UnitOfWork:
             return SqlAlchemyUnitOfWork(
-                engine, self._clock, checkout_timeout=self._checkout_timeout
+                self._engine, self._clock, checkout_timeout=self._checkout_timeout
             )
 
         return new_unit_of_work
@@ -96,6 +90,6 @@ class Database:
                 await connection.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if isinstance(self.quick_statements, BareStatements):
+            await self.quick_statements.close()
         await self._engine.dispose()
-        if self._unsynced_engine is not self._engine:
-            await self._unsynced_engine.dispose()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -17,10 +18,6 @@ COMMAND_TIMEOUT_SECONDS = 8.0
 milliseconds, so this only bounds how long a person waits when the database is unreachable."""
 POOL_SIZE = 20
 POOL_MAX_OVERFLOW = 20
-UNSYNCED_POOL_SIZE = 10
-"""The pool whose commits do not wait for the disk holds each connection for one INSERT: ten,
-and no overflow (more at once wait for one rather than open and close a connection each),
-spare the server's connection limit."""
 POOL_RECYCLE_SECONDS = 1800
 CHECKOUT_TIMEOUT_SECONDS = 5.0
 """How long a unit of work waits for a working connection (pool wait, pre-ping, connect)."""
@@ -44,29 +41,22 @@ def create_engine(
     *,
     connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
     command_timeout: float = COMMAND_TIMEOUT_SECONDS,
-    wait_for_disk: bool = True,
 ) -> AsyncEngine:
-    """`wait_for_disk=False` (Postgres): a commit returns before its WAL reaches the disk
-    (`synchronous_commit=off`, set when each connection opens, so it costs no round trip). A
-    crash of the database server may then lose the last fraction of a second of commits; the
-    database stays consistent. For writes that only copy what a user already has."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, busy_timeout=command_timeout)
     if url.get_backend_name() == "postgresql":
-        return _postgres_engine(url, connect_timeout, command_timeout, wait_for_disk)
+        return _postgres_engine(url, connect_timeout, command_timeout)
     raise ValueError(
         f"unsupported database {url.get_backend_name()!r}: "
         "use sqlite+aiosqlite:///… or postgresql+asyncpg://…"
     )
 
 
-def _postgres_engine(
-    url: URL, connect_timeout: float, command_timeout: float, wait_for_disk: bool
-) -> AsyncEngine:
+def _postgres_engine(url: URL, connect_timeout: float, command_timeout: float) -> AsyncEngine:
     if url.get_driver_name() != "asyncpg":
         url = url.set(drivername="postgresql+asyncpg")
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         # No pre-ping: with asyncpg it costs three round trips (BEGIN, ping, ROLLBACK) on every
         # checkout, more than a cached /get needs in all (bench/RESULTS.md). A connection that
@@ -77,19 +67,26 @@ def _postgres_engine(
         pool_recycle=POOL_RECYCLE_SECONDS,
         # Sized for PTB's concurrent updates (64): a smaller pool made every update beyond it
         # open and close a connection of its own (overflow connections are not kept).
-        pool_size=POOL_SIZE if wait_for_disk else UNSYNCED_POOL_SIZE,
-        max_overflow=POOL_MAX_OVERFLOW if wait_for_disk else 0,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_MAX_OVERFLOW,
         pool_timeout=command_timeout,
         connect_args={
             "timeout": connect_timeout,
             "command_timeout": command_timeout,
             # The server gives up too, so a lost client does not leave work running there.
-            "server_settings": {
-                "statement_timeout": str(int(command_timeout * 1000)),
-                **({} if wait_for_disk else {"synchronous_commit": "off"}),
-            },
+            "server_settings": {"statement_timeout": str(int(command_timeout * 1000))},
         },
     )
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_a_closed_connection)
+    return engine
+
+
+def _refuse_a_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection whose socket the server closed (a restart, a partition's end, ended
+    backends) is known closed to asyncpg without a round trip: the pool replaces it instead of
+    failing a command with it (SQLAlchemy retries the checkout on `DisconnectionError`)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise sa_exc.DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_engine(url: URL, busy_timeout: float) -> AsyncEngine:

@@ -10,7 +10,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -50,6 +50,12 @@ from storage.models import (
 )
 
 LIKE_ESCAPE = "\\"
+
+
+class Columns(Protocol):
+    """A row's values by column name: SQLAlchemy's `Row._mapping` or an asyncpg `Record`."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
 
 
 class _Repository:
@@ -340,7 +346,7 @@ _ACCOUNT_COLUMNS = tuple(column.label(f"account_{column.name}") for column in _U
 _PARENT_COLUMNS = tuple(column.label(f"up_{column.name}") for column in _PARENT.c)
 # Built once: building a statement costs more CPU than SQLAlchemy's compiled cache saves, and
 # these run on every command or API call (/get writes the outbox row). Values bound per call.
-_LATEST_FOR_CLIENT = (
+LATEST_FOR_CLIENT = (
     sa.select(*sessions.c, *_ACCOUNT_COLUMNS)
     .join(users, users.c.id == sessions.c.user_id)
     .where(
@@ -357,7 +363,7 @@ _FIND_SESSION = (
     .outerjoin(_PARENT, _PARENT.c.jti == sessions.c.parent_jti)
     .where(sessions.c.jti == sa.bindparam("jti"))
 )
-_OUTBOX_INSERT = sa.insert(outbox)
+OUTBOX_INSERT = sa.insert(outbox)
 
 
 class SqlSessionRepository(_Repository):
@@ -382,17 +388,18 @@ class SqlSessionRepository(_Repository):
         row = (await self._execute(_FIND_SESSION, {"jti": jti})).one_or_none()
         if row is None:
             return None
-        parent = _session(row, "up_") if row.up_jti is not None else None
-        return SessionRecord(_session(row), _account(row), parent)
+        values = row._mapping
+        parent = _session(values, "up_") if row.up_jti is not None else None
+        return SessionRecord(_session(values), _account(values), parent)
 
     async def latest_for_client(self, client: Client) -> SessionRecord | None:
         if client.binding is None:
             return None  # API sessions are bound to no caller: there is no "latest"
         result = await self._execute(
-            _LATEST_FOR_CLIENT, {"client_kind": client.kind.value, "client_key": client.binding}
+            LATEST_FOR_CLIENT, {"client_kind": client.kind.value, "client_key": client.binding}
         )
         row = result.one_or_none()
-        return None if row is None else SessionRecord(_session(row), _account(row))
+        return None if row is None else session_record(row._mapping)
 
     async def revoke(self, jti: str, at: datetime) -> None:
         await self._revoke_where(sessions.c.jti == jti, at)
@@ -419,19 +426,23 @@ class SqlSessionRepository(_Repository):
         )
 
 
-def _account(row: Row[Any]) -> User:
+def session_record(values: Columns) -> SessionRecord:
+    """A row of `LATEST_FOR_CLIENT`, from SQLAlchemy or from the bare driver (`storage.bare`)."""
+    return SessionRecord(_session(values), _account(values))
+
+
+def _account(values: Columns) -> User:
     return User(
-        id=row.account_id,
-        email=row.account_email,
-        hashed_password=row.account_hashed_password,
-        is_verified=row.account_is_verified,
-        created_at=row.account_created_at,
-        password_generation=row.account_password_generation,
+        id=values["account_id"],
+        email=values["account_email"],
+        hashed_password=values["account_hashed_password"],
+        is_verified=values["account_is_verified"],
+        created_at=values["account_created_at"],
+        password_generation=values["account_password_generation"],
     )
 
 
-def _session(row: Row[Any], prefix: str = "") -> Session:
-    values = row._mapping
+def _session(values: Columns, prefix: str = "") -> Session:
     return Session(
         jti=values[f"{prefix}jti"],
         user_id=values[f"{prefix}user_id"],
@@ -623,17 +634,19 @@ class SqlFlowRepository(_Repository):
 
 class SqlOutbox(_Repository):
     async def add(self, email: OutgoingEmail) -> None:
-        await self._execute(
-            _OUTBOX_INSERT,
-            {
-                "id": email.id,
-                "message_id": email.message_id,
-                "recipient": email.to,
-                "kind": email.kind.value,
-                "context": email.context,
-                "status": OutboxStatus.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": email.created_at,
-                "created_at": email.created_at,
-            },
-        )
+        await self._execute(OUTBOX_INSERT, outbox_values(email))
+
+
+def outbox_values(email: OutgoingEmail) -> dict[str, Any]:
+    """The values of `OUTBOX_INSERT` for a newly queued email."""
+    return {
+        "id": email.id,
+        "message_id": email.message_id,
+        "recipient": email.to,
+        "kind": email.kind.value,
+        "context": email.context,
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": email.created_at,
+        "created_at": email.created_at,
+    }

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.entities import Client
 from core.settings import Settings
+from storage.bare import BareStatements
 from storage.database import Database
 from storage.migrate import upgrade
 
@@ -43,17 +45,19 @@ async def test_a_plain_postgresql_url_uses_asyncpg() -> None:
 
 
 @pytest.mark.postgres
-async def test_only_units_of_work_for_copies_commit_without_waiting_for_the_disk(
+async def test_only_the_quick_statements_commit_without_waiting_for_the_disk(
     postgres_url: str,
 ) -> None:
     database = Database(postgres_url)
     try:
-        settings = []
-        for factory in (database.uow_factory(), database.uow_factory(wait_for_disk=False)):
-            async with factory() as uow:
-                connection = uow._require_connection()  # type: ignore[attr-defined]
-                result = await connection.exec_driver_sql("SHOW synchronous_commit")
-                settings.append(result.scalar_one())
-        assert settings == ["on", "off"]
+        async with database.uow_factory()() as uow:
+            connection = uow._require_connection()  # type: ignore[attr-defined]
+            result = await connection.exec_driver_sql("SHOW synchronous_commit")
+            assert result.scalar_one() == "on"
+        quick = database.quick_statements
+        assert isinstance(quick, BareStatements)
+        assert await quick.latest_session(Client.chat(1)) is None  # opens the pool
+        async with quick._pool.acquire() as bare:
+            assert await bare.fetchval("SHOW synchronous_commit") == "off"
     finally:
         await database.dispose()

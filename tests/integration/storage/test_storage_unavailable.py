@@ -3,6 +3,7 @@ same `Database` works again once the server is back."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -88,6 +89,34 @@ async def test_units_of_work_recover_when_the_database_returns(
         async with database.uow_factory()() as uow:
             assert await uow.users.get(user.id) == user
         await database.ping()
+    finally:
+        await database.dispose()
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_not_used(
+    proxy: tuple[TcpProxy, str],
+) -> None:
+    """The server went away and came back while the pool sat idle (a restart, the end of a
+    partition): the next unit of work gets a new connection instead of failing on the old."""
+    tcp_proxy, url = proxy
+    database = Database(url, connect_timeout=1)
+    user = new_user()
+    try:
+        async with database.uow_factory()() as uow:
+            await uow.users.add(user)
+            await uow.commit()
+            raw = await uow._require_connection().get_raw_connection()  # type: ignore[attr-defined]
+            pooled = raw.driver_connection
+        await tcp_proxy.cut()
+        await tcp_proxy.start()
+        for _ in range(500):  # until the client has read the end of the stream (a bound)
+            if pooled.is_closed():
+                break
+            await asyncio.sleep(0.01)
+        assert pooled.is_closed()
+
+        async with database.uow_factory()() as uow:
+            assert await uow.users.get(user.id) == user
     finally:
         await database.dispose()
 

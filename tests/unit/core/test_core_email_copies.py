@@ -1,45 +1,83 @@
-"""The email of a snippet just shown is a copy of what the user has: it is written through the
-units of work that need not wait for the disk, and nothing else is."""
+"""The email of a snippet just shown is a copy of what the user has: it is queued through the
+quick statements (whose commit need not wait for the disk), and no other email is; every chat
+command's session is read there too."""
 
 from __future__ import annotations
 
-from core.entities import EmailKind
-from core.ports import UnitOfWork
+import pytest
+
+from core.accounts import AccountService
+from core.entities import Client, EmailKind, OutgoingEmail
+from core.errors import NotLoggedIn
+from core.ports import SessionRecord, StatementsInUnitsOfWork
+from core.security import PasswordHasher, SessionTokens
 from core.snippets import SnippetService
 
-from .fakes import MAX_SNIPPET_BYTES, FakeClock, FakeDatabase, FakeSnippetCache, add_user
+from .fakes import (
+    MAX_SNIPPET_BYTES,
+    FakeClock,
+    FakeDatabase,
+    FakeSnippetCache,
+    add_user,
+    verify_links,
+)
 
 
-class CopiesUnitsOfWork:
-    """The units of work for copies: the same fake database, counted."""
+class CountedQuickStatements(StatementsInUnitsOfWork):
+    """The quick statements on the same fake database, each call recorded."""
 
     def __init__(self, db: FakeDatabase) -> None:
-        self._db = db
-        self.opened = 0
+        super().__init__(db.unit_of_work)
+        self.copies: list[EmailKind] = []
+        self.session_reads = 0
 
-    def __call__(self) -> UnitOfWork:
-        self.opened += 1
-        return self._db.unit_of_work()
+    async def latest_session(self, client: Client) -> SessionRecord | None:
+        self.session_reads += 1
+        return await super().latest_session(client)
+
+    async def queue_copy(self, email: OutgoingEmail) -> None:
+        self.copies.append(email.kind)
+        await super().queue_copy(email)
 
 
-async def test_only_the_email_of_a_shown_snippet_goes_through_the_copies_units_of_work(
+async def test_only_the_email_of_a_shown_snippet_is_queued_as_a_copy(
     db: FakeDatabase, cache: FakeSnippetCache, clock: FakeClock
 ) -> None:
-    copies = CopiesUnitsOfWork(db)
-    snippets = SnippetService(db.unit_of_work, cache, clock, MAX_SNIPPET_BYTES, copies_uow=copies)
+    quick = CountedQuickStatements(db)
+    snippets = SnippetService(db.unit_of_work, cache, clock, MAX_SNIPPET_BYTES, quick=quick)
     ada = await add_user(db, "ada@example.com")
 
     saved = await snippets.create(ada, "Add", "def add(a, b):\n    return a + b\n")
     await snippets.edit(ada, saved.snippet.ref, "def add(a, b):\n    return b + a\n")
-    assert copies.opened == 0
+    assert quick.copies == []
 
     shown = await snippets.get(ada, saved.snippet.ref)
 
     assert shown.emailed
-    assert copies.opened == 1
+    assert quick.copies == [EmailKind.SNIPPET_RETRIEVED]
+    await snippets.delete(ada, saved.snippet.ref)
+    assert quick.copies == [EmailKind.SNIPPET_RETRIEVED]
     assert [email.kind for email in db.outbox] == [
         EmailKind.SNIPPET_CREATED,
         EmailKind.SNIPPET_RETRIEVED,
+        EmailKind.SNIPPET_DELETED,
     ]
-    await snippets.delete(ada, saved.snippet.ref)
-    assert copies.opened == 1
+
+
+async def test_a_chats_logged_in_user_is_read_through_the_quick_statements(
+    db: FakeDatabase, clock: FakeClock, hasher: PasswordHasher, session_tokens: SessionTokens
+) -> None:
+    quick = CountedQuickStatements(db)
+    accounts = AccountService(
+        db.unit_of_work, hasher, session_tokens, clock, verify_links, quick=quick
+    )
+    password = "correct horse battery"
+    ada = await add_user(db, "ada@example.com", hashed_password=await hasher.hash(password))
+    chat = Client.chat(1)
+    await accounts.login("ada@example.com", password, chat)
+
+    assert (await accounts.current_user(chat)).id == ada.id
+    assert quick.session_reads == 1
+    with pytest.raises(NotLoggedIn):
+        await accounts.current_user(Client.chat(2))
+    assert quick.session_reads == 2

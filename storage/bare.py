@@ -1,0 +1,161 @@
+"""`QuickStatements` on PostgreSQL, through asyncpg's own pool instead of SQLAlchemy's.
+
+Every chat command reads its session first, and every `/get` queues an email copy. Through a
+unit of work each of these costs about 0.17 ms of CPU (pool checkout, greenlet hand-offs,
+compiled-cache lookup, result proxy, checkin); on asyncpg's pool 0.06 ms (bench/NOTES.md,
+round 4): on a cached `/get` that was a quarter of the bot's CPU. The SQL is compiled once from
+the same Core statements the repositories run (`storage.repositories`), so there is one
+definition of each, and the rows are read by the same functions.
+
+The pool's connections commit without waiting for the disk (`synchronous_commit=off`): the
+copy's loss to a database crash costs nothing (`QuickStatements.queue_copy`), and a read commits
+nothing. They keep no session state (no transactions, no `SET`), so a connection going back to
+the pool needs no reset query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from core.entities import Client, OutgoingEmail
+from core.errors import StorageUnavailable
+from core.ports import SessionRecord
+from storage.errors import UNAVAILABLE_MESSAGE, unavailable_as_domain_error
+from storage.repositories import (
+    LATEST_FOR_CLIENT,
+    OUTBOX_INSERT,
+    outbox_values,
+    session_record,
+)
+
+POOL_SIZE = 32
+"""Half of PTB's 64 concurrent updates: each connection is held for one statement, and the
+pool opens them only as the load needs them. With 10, 32 chats in a closed loop waited for
+connections (p99 150 ms against 20 ms, and more CPU per update: bench/NOTES.md, round 4)."""
+IDLE_SECONDS = 300.0
+"""A connection unused for this long is closed (the pool opens them as needed)."""
+
+
+class _Compiled:
+    """A Core statement as asyncpg runs it: `$n` placeholders, and the values in their order."""
+
+    def __init__(self, statement: sa.ClauseElement, names: tuple[str, ...] | None = None) -> None:
+        dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+        compiled = statement.compile(dialect=dialect, column_keys=names)
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = str(compiled)
+        self._order = tuple(compiled.positiontup or ())
+        self._defaults = compiled.params  # the literals bound by the statement (a LIMIT)
+
+    def arguments(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            values[name] if name in values else self._defaults[name] for name in self._order
+        )
+
+
+@functools.cache
+def _outbox_insert(names: tuple[str, ...]) -> _Compiled:
+    return _Compiled(OUTBOX_INSERT, names)
+
+
+class BareStatements:
+    """`QuickStatements` on a pool of asyncpg connections, opened on first use; `close()` it."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float,
+        command_timeout: float,
+        checkout_timeout: float,
+        size: int = POOL_SIZE,
+    ) -> None:
+        parsed = make_url(url)
+        self._checkout_timeout = checkout_timeout
+        self._pool = asyncpg.create_pool(
+            # asyncpg's own URL form: the driver name goes, the rest stays.
+            parsed.set(drivername="postgresql").render_as_string(hide_password=False),
+            min_size=0,
+            max_size=size,
+            max_inactive_connection_lifetime=IDLE_SECONDS,
+            reset=_nothing_to_reset,
+            timeout=connect_timeout,
+            command_timeout=command_timeout,
+            server_settings={
+                # The server gives up too, so a lost client does not leave work running there.
+                "statement_timeout": str(int(command_timeout * 1000)),
+                "synchronous_commit": "off",
+            },
+        )
+        self._opened = False
+        self._latest = _Compiled(LATEST_FOR_CLIENT)
+
+    async def latest_session(self, client: Client) -> SessionRecord | None:
+        if client.binding is None:
+            return None  # API sessions are bound to no caller: there is no "latest"
+        values = {"client_kind": client.kind.value, "client_key": client.binding}
+        async with self._connection() as connection:
+            row = await connection.fetchrow(self._latest.sql, *self._latest.arguments(values))
+        return None if row is None else session_record(row)
+
+    async def queue_copy(self, email: OutgoingEmail) -> None:
+        values = outbox_values(email)
+        values["context"] = json.dumps(values["context"])  # as SQLAlchemy's JSON type sends it
+        insert = _outbox_insert(tuple(values))
+        async with self._connection() as connection:
+            await connection.execute(insert.sql, *insert.arguments(values))
+
+    async def close(self) -> None:
+        if self._opened:
+            await self._pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one statement. A statement that fails for want of the server
+        ends its connection and retires the pool's others (each is replaced when next taken,
+        as SQLAlchemy invalidates its pool): after a restart or a partition, the connections
+        left are as dead as the one that failed, and each would fail a command of its own."""
+        if not self._opened:
+            # With no connection to open up front (`min_size=0`) this never waits, so no other
+            # task can begin opening the pool meanwhile.
+            await self._pool
+            self._opened = True
+        with unavailable_as_domain_error():
+            # Bounded as a whole (a wait for a free connection, or a connect); asyncpg's own
+            # `timeout=` would wrap each checkout in a task of its own on Python 3.11.
+            async with asyncio.timeout(self._checkout_timeout):
+                connection = await self._pool.acquire()
+        try:
+            with unavailable_as_domain_error():
+                try:
+                    yield connection
+                except asyncpg.InternalClientError as error:
+                    # What a statement on a connection the server ended while it sat idle
+                    # raises ("cannot switch to state …"): the connection is gone.
+                    raise StorageUnavailable(UNAVAILABLE_MESSAGE) from error
+        except BaseException as error:
+            # Ended rather than put back mid-statement (a cancelled one too): the pool would
+            # wait, without a bound, for a cancellation that a silent server never confirms.
+            with contextlib.suppress(asyncpg.InterfaceError):  # closed and handed back already
+                connection.terminate()
+            if isinstance(error, StorageUnavailable):
+                await self._pool.expire_connections()
+            raise
+        finally:
+            await self._pool.release(connection)
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """Instead of asyncpg's reset query (a round trip per checkin): nothing here changes a
+    connection's session state."""

@@ -435,9 +435,14 @@ class Bench:
         warm: bool = True,
         before_each: Any = None,
     ) -> tuple[Row, Row]:
-        """The I/O floor row, then the real command's row, compared."""
+        """The I/O floor row, then the real command's row, compared. Each has the server's
+        connections to itself: the product's pools close theirs before the floor runs, the
+        floor's close before the product's row (they open again as needed, in the warm-up)."""
+        await self.services.database.dispose()
         if warm:
             await self.warm(floor, FLOOR_OK)
+        else:  # its first run would spoil the row (a cold cache): its connections open only
+            await self.warm(lambda c, n: "/floor_search nothing-matches", FLOOR_OK)
         if before_each is not None:
             await before_each()
         floor_row = self.add(
@@ -446,6 +451,8 @@ class Bench:
         await self.drivers.release()
         if warm:
             await self.warm(real, check)
+        else:
+            await self.warm(lambda c, n: "/search nothing-matches", SEARCH_OK)
         if before_each is not None:
             await before_each()
         lag = LoopLag()
@@ -842,6 +849,7 @@ class Bench:
     async def processes(self) -> None:
         """Cached /get served by one bot process, then by two at once on the same Postgres
         and Redis (chats split between them): the throughput of two against one."""
+        await self.services.database.dispose()  # the server's connections go to the processes
         single = await self._bot_processes(1)
         double = await self._bot_processes(2)
         ratio = double.per_second / single.per_second if single.per_second else math.nan

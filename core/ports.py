@@ -267,12 +267,17 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
 class QuickStatements(Protocol):
-    """The two statements on the path of most updates, each standing alone (autocommitted), for
-    a store that can run them for less than a unit of work costs (`storage.bare` on Postgres):
-    every chat command reads its session first, and every `/get` queues the email copy."""
+    """The statements on the path of most updates, each standing alone (autocommitted), for a
+    store that can run them for less than a unit of work costs (`storage.bare` on Postgres):
+    every chat command reads its session first, and a `/get` reads the snippet when the cache
+    misses and queues the email copy."""
 
     async def latest_session(self, client: Client) -> SessionRecord | None:
         """`SessionRepository.latest_for_client`."""
+
+    async def snippet(self, owner_id: UUID, key: int | UUID) -> Snippet | None:
+        """A live snippet by id, or by the owner's ref (`SnippetRepository.get`, `get_by_ref`):
+        what a `/get` reads when the cache misses."""
 
     async def queue_copy(self, email: OutgoingEmail) -> None:
         """Queues the email copy of what a user was just shown. Its commit may return before
@@ -290,6 +295,13 @@ class StatementsInUnitsOfWork:
         async with self._uow() as uow:
             await uow.autocommit()
             return await uow.sessions.latest_for_client(client)
+
+    async def snippet(self, owner_id: UUID, key: int | UUID) -> Snippet | None:
+        async with self._uow() as uow:
+            await uow.autocommit()
+            if isinstance(key, UUID):
+                return await uow.snippets.get(key)
+            return await uow.snippets.get_by_ref(owner_id, key)
 
     async def queue_copy(self, email: OutgoingEmail) -> None:
         async with self._uow() as uow:

@@ -173,9 +173,7 @@ class SnippetService:
         snippet = _cached(read, owner, key)
         if snippet is not None:
             return snippet
-        async with self._uow() as uow:
-            await uow.autocommit()
-            snippet = await self._load(uow, owner, key)
+        snippet = _owned(await self._quick.snippet(owner.id, key), owner, key)
         await self._cache.put_snippet(snippet, read.ticket)
         return snippet
 

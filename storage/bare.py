@@ -1,11 +1,12 @@
 """`QuickStatements` on PostgreSQL, through asyncpg's own pool instead of SQLAlchemy's.
 
-Every chat command reads its session first, and every `/get` queues an email copy. Through a
-unit of work each of these costs about 0.17 ms of CPU (pool checkout, greenlet hand-offs,
-compiled-cache lookup, result proxy, checkin); on asyncpg's pool 0.06 ms (bench/NOTES.md,
-round 4): on a cached `/get` that was a quarter of the bot's CPU. The SQL is compiled once from
-the same Core statements the repositories run (`storage.repositories`), so there is one
-definition of each, and the rows are read by the same functions.
+Every chat command reads its session first, and a `/get` reads the snippet when the cache
+misses and queues an email copy. Through a unit of work each of these costs about 0.17 ms of
+CPU (pool checkout, greenlet hand-offs, compiled-cache lookup, result proxy, checkin); on
+asyncpg's pool 0.06 ms (bench/NOTES.md, round 4): on a cached `/get` that was a quarter of the
+bot's CPU. The SQL is compiled once from the same Core statements the repositories run
+(`storage.repositories`), so there is one definition of each, and the rows are read by the same
+functions.
 
 The pool's connections commit without waiting for the disk (`synchronous_commit=off`): the
 copy's loss to a database crash costs nothing (`QuickStatements.queue_copy`), and a read commits
@@ -21,6 +22,7 @@ import functools
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import sqlalchemy as sa
@@ -28,7 +30,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from core.entities import Client, OutgoingEmail
+from core.entities import Client, OutgoingEmail, Snippet
 from core.errors import StorageUnavailable
 from core.ports import SessionRecord
 from storage.errors import UNAVAILABLE_MESSAGE, unavailable_as_domain_error
@@ -37,6 +39,8 @@ from storage.repositories import (
     OUTBOX_INSERT,
     outbox_values,
     session_record,
+    snippet_from,
+    snippet_reads,
 )
 
 POOL_SIZE = 32
@@ -70,7 +74,8 @@ def _outbox_insert(names: tuple[str, ...]) -> _Compiled:
 
 
 class BareStatements:
-    """`QuickStatements` on a pool of asyncpg connections, opened on first use; `close()` it."""
+    """`QuickStatements` on a pool of asyncpg connections, opened on first use; `close()` it.
+    The connections are opened as needed too, and closed after `IDLE_SECONDS` unused."""
 
     def __init__(
         self,
@@ -81,25 +86,15 @@ class BareStatements:
         checkout_timeout: float,
         size: int = POOL_SIZE,
     ) -> None:
-        parsed = make_url(url)
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+        self._size = size
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
         self._checkout_timeout = checkout_timeout
-        self._pool = asyncpg.create_pool(
-            # asyncpg's own URL form: the driver name goes, the rest stays.
-            parsed.set(drivername="postgresql").render_as_string(hide_password=False),
-            min_size=0,
-            max_size=size,
-            max_inactive_connection_lifetime=IDLE_SECONDS,
-            reset=_nothing_to_reset,
-            timeout=connect_timeout,
-            command_timeout=command_timeout,
-            server_settings={
-                # The server gives up too, so a lost client does not leave work running there.
-                "statement_timeout": str(int(command_timeout * 1000)),
-                "synchronous_commit": "off",
-            },
-        )
-        self._opened = False
+        self._pool: asyncpg.Pool | None = None
         self._latest = _Compiled(LATEST_FOR_CLIENT)
+        reads = snippet_reads("postgresql")
+        self._by_id, self._by_ref = _Compiled(reads.by_id), _Compiled(reads.by_ref)
 
     async def latest_session(self, client: Client) -> SessionRecord | None:
         if client.binding is None:
@@ -109,6 +104,16 @@ class BareStatements:
             row = await connection.fetchrow(self._latest.sql, *self._latest.arguments(values))
         return None if row is None else session_record(row)
 
+    async def snippet(self, owner_id: UUID, key: int | UUID) -> Snippet | None:
+        values: dict[str, object]
+        if isinstance(key, UUID):
+            read, values = self._by_id, {"snippet_id": key}
+        else:
+            read, values = self._by_ref, {"owner_id": owner_id, "ref": key}
+        async with self._connection() as connection:
+            row = await connection.fetchrow(read.sql, *read.arguments(values))
+        return None if row is None else snippet_from(row)
+
     async def queue_copy(self, email: OutgoingEmail) -> None:
         values = outbox_values(email)
         values["context"] = json.dumps(values["context"])  # as SQLAlchemy's JSON type sends it
@@ -117,8 +122,30 @@ class BareStatements:
             await connection.execute(insert.sql, *insert.arguments(values))
 
     async def close(self) -> None:
-        if self._opened:
-            await self._pool.close()
+        """Closes the pool's connections once they are back; a statement after this opens a
+        new pool."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def _open(self) -> asyncpg.Pool:
+        # With no connection to open up front (`min_size=0`) this never waits, so no other
+        # task can begin opening a pool meanwhile.
+        self._pool = await asyncpg.create_pool(
+            self._dsn,  # asyncpg's own URL form: the driver name goes, the rest stays
+            min_size=0,
+            max_size=self._size,
+            max_inactive_connection_lifetime=IDLE_SECONDS,
+            reset=_nothing_to_reset,
+            timeout=self._connect_timeout,
+            command_timeout=self._command_timeout,
+            server_settings={
+                # The server gives up too, so a lost client does not leave work running there.
+                "statement_timeout": str(int(self._command_timeout * 1000)),
+                "synchronous_commit": "off",
+            },
+        )
+        return self._pool
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -126,16 +153,12 @@ class BareStatements:
         ends its connection and retires the pool's others (each is replaced when next taken,
         as SQLAlchemy invalidates its pool): after a restart or a partition, the connections
         left are as dead as the one that failed, and each would fail a command of its own."""
-        if not self._opened:
-            # With no connection to open up front (`min_size=0`) this never waits, so no other
-            # task can begin opening the pool meanwhile.
-            await self._pool
-            self._opened = True
+        pool = self._pool or await self._open()
         with unavailable_as_domain_error():
             # Bounded as a whole (a wait for a free connection, or a connect); asyncpg's own
             # `timeout=` would wrap each checkout in a task of its own on Python 3.11.
             async with asyncio.timeout(self._checkout_timeout):
-                connection = await self._pool.acquire()
+                connection = await pool.acquire()
         try:
             with unavailable_as_domain_error():
                 try:
@@ -150,10 +173,10 @@ class BareStatements:
             with contextlib.suppress(asyncpg.InterfaceError):  # closed and handed back already
                 connection.terminate()
             if isinstance(error, StorageUnavailable):
-                await self._pool.expire_connections()
+                await pool.expire_connections()
             raise
         finally:
-            await self._pool.release(connection)
+            await pool.release(connection)
 
 
 async def _nothing_to_reset(connection: asyncpg.Connection) -> None:

@@ -16,8 +16,11 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 8.0
 """Longest a statement may run (client and server side): every query of a command takes
 milliseconds, so this only bounds how long a person waits when the database is unreachable."""
-POOL_SIZE = 20
-POOL_MAX_OVERFLOW = 20
+POOL_SIZE = 32
+"""Connections kept: an overflow connection is closed when it comes back, and the next one
+opened pays a connect, a server process and its statements prepared again (/save in a closed
+loop of 32 chats with 20 kept: 1.2 CPU ms per update; with 32: 0.95, bench/NOTES.md round 4)."""
+POOL_MAX_OVERFLOW = 8
 POOL_RECYCLE_SECONDS = 1800
 CHECKOUT_TIMEOUT_SECONDS = 5.0
 """How long a unit of work waits for a working connection (pool wait, pre-ping, connect)."""
@@ -65,8 +68,8 @@ def _postgres_engine(url: URL, connect_timeout: float, command_timeout: float) -
         # can sit idle behind a firewall that drops it silently.
         pool_pre_ping=False,
         pool_recycle=POOL_RECYCLE_SECONDS,
-        # Sized for PTB's concurrent updates (64): a smaller pool made every update beyond it
-        # open and close a connection of its own (overflow connections are not kept).
+        # For PTB's 64 concurrent updates, most of which use the quick statements alone
+        # (`storage.bare`); beyond 40 at once, a unit of work waits for a connection.
         pool_size=POOL_SIZE,
         max_overflow=POOL_MAX_OVERFLOW,
         pool_timeout=command_timeout,

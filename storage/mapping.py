@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -56,9 +56,19 @@ def values_of(entity: Any) -> dict[str, Any]:
 
 def from_row(entity: type[T], row: Row[Any], **computed: Any) -> T:
     """The entity from a row holding (at least) a column per field but the `computed` ones."""
-    mapping = row._mapping
+    return from_columns(entity, row._mapping, **computed)
+
+
+class Columns(Protocol):
+    """A row's values by column name: SQLAlchemy's `Row._mapping` or an asyncpg `Record`."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+def from_columns(entity: type[T], values: Columns, **computed: Any) -> T:
+    """`from_row` for a row's values by column name (an asyncpg `Record` too)."""
     return entity(
-        **{name: mapping[name] for name in field_names(entity) if name not in computed},
+        **{name: values[name] for name in field_names(entity) if name not in computed},
         **computed,
     )
 

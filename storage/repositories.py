@@ -10,7 +10,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -37,7 +37,7 @@ from core.entities import (
 from core.errors import EmailTaken, FlowConflict
 from core.ports import Clock, SessionRecord
 from storage.errors import unavailable_as_domain_error
-from storage.mapping import columns_for, from_row, values_of
+from storage.mapping import Columns, columns_for, from_columns, from_row, values_of
 from storage.models import (
     chat_flows,
     login_attempts,
@@ -50,12 +50,6 @@ from storage.models import (
 )
 
 LIKE_ESCAPE = "\\"
-
-
-class Columns(Protocol):
-    """A row's values by column name: SQLAlchemy's `Row._mapping` or an asyncpg `Record`."""
-
-    def __getitem__(self, name: str, /) -> Any: ...
 
 
 class _Repository:
@@ -122,7 +116,7 @@ class SqlUserRepository(_Repository):
 
 
 _USER_COLUMNS = columns_for(users, User)
-# Built once, values bound per call (see `_snippet_reads`): every /save runs both.
+# Built once, values bound per call (see `snippet_reads`): every /save runs both.
 _NEXT_SNIPPET_REF = (
     sa.update(users)
     .where(users.c.id == sa.bindparam("user_id"))
@@ -144,11 +138,11 @@ class SqlSnippetRepository(_Repository):
         await self._execute(_INSERT_SNIPPET, row)
 
     async def get(self, snippet_id: UUID) -> Snippet | None:
-        statement = _snippet_reads(self._connection.dialect.name).by_id
+        statement = snippet_reads(self._connection.dialect.name).by_id
         return await self._fetch_one(statement, {"snippet_id": snippet_id})
 
     async def get_by_ref(self, owner_id: UUID, ref: int) -> Snippet | None:
-        statement = _snippet_reads(self._connection.dialect.name).by_ref
+        statement = snippet_reads(self._connection.dialect.name).by_ref
         return await self._fetch_one(statement, {"owner_id": owner_id, "ref": ref})
 
     async def list(self, owner_id: UUID, offset: int, limit: int) -> Page[SnippetSummary]:
@@ -232,7 +226,7 @@ class SqlSnippetRepository(_Repository):
         self, statement: sa.Select[Any], parameters: dict[str, Any] | None = None
     ) -> Snippet | None:
         row = (await self._execute(statement, parameters)).one_or_none()
-        return _snippet(row) if row else None
+        return snippet_from(row._mapping) if row else None
 
     def _tags_column(self) -> sa.Label[Any]:
         return _tags_column(self._connection.dialect.name)
@@ -290,17 +284,17 @@ def _tags_column(dialect_name: str) -> sa.Label[Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class _SnippetReads:
+class SnippetReads:
     by_id: sa.Select[Any]
     by_ref: sa.Select[Any]
 
 
 @functools.cache
-def _snippet_reads(dialect_name: str) -> _SnippetReads:
+def snippet_reads(dialect_name: str) -> SnippetReads:
     """Built once per dialect, values bound per call: /get reads by ref on every cache miss, and
     building the statement (and its cache key) costs more CPU than the round trip's own work."""
     snippet = sa.select(snippets, _tags_column(dialect_name))
-    return _SnippetReads(
+    return SnippetReads(
         by_id=snippet.where(snippets.c.id == sa.bindparam("snippet_id"), _LIVE),
         by_ref=snippet.where(
             snippets.c.owner_id == sa.bindparam("owner_id"),
@@ -338,6 +332,11 @@ def escape_like(text: str) -> str:
 
 def _snippet(row: Row[Any]) -> Snippet:
     return from_row(Snippet, row, tags=split_tags(getattr(row, "tags", None)))
+
+
+def snippet_from(values: Columns) -> Snippet:
+    """A row of `snippet_reads`' statements, from SQLAlchemy or from the bare driver."""
+    return from_columns(Snippet, values, tags=split_tags(values["tags"]))
 
 
 _PARENT = sessions.alias("parent")

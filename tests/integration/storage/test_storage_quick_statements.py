@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
-from storage_builders import T0, SaveUser, free_port, new_email
+from storage_builders import T0, SaveUser, free_port, new_email, new_snippet, save_snippets
 
 from core.entities import Client, ClientKind, EmailKind, Session, User
 from core.errors import StorageUnavailable
@@ -62,6 +62,29 @@ async def test_the_latest_session_of_a_chat_is_what_the_repository_reads(
     assert isinstance(found.user.id, uuid.UUID)
     assert await quick.latest_session(Client.chat(chat_id + 1)) is None
     assert await quick.latest_session(Client.api("10.0.0.1")) is None  # API: no "latest"
+
+
+async def test_a_snippet_is_read_by_ref_or_id_as_the_repository_reads_it(
+    database: Database, uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    owner = await saved_user()
+    tagged = new_snippet(owner, 1, title="<b>Ünïcode</b>", code="print('é')\n", tags=("a", "b"))
+    deleted = new_snippet(owner, 2)
+    await save_snippets(uow_factory, tagged, deleted)
+    async with uow_factory() as uow:
+        await uow.tags.set(owner.id, tagged.id, tagged.tags)
+        await uow.snippets.soft_delete(deleted.id, T0)
+        await uow.commit()
+    quick = database.quick_statements
+
+    assert await quick.snippet(owner.id, 1) == tagged
+    assert await quick.snippet(uuid.uuid4(), tagged.id) == tagged  # by id: core checks the owner
+    async with uow_factory() as uow:
+        assert await uow.snippets.get_by_ref(owner.id, 1) == tagged
+    assert await quick.snippet(owner.id, 2) is None  # deleted: waiting for an undo
+    assert await quick.snippet(owner.id, deleted.id) is None
+    assert await quick.snippet(owner.id, 3) is None
+    assert await quick.snippet(uuid.uuid4(), 1) is None
 
 
 async def test_a_queued_copy_is_claimed_by_the_worker_as_it_was_written(
@@ -127,3 +150,18 @@ async def test_after_its_connections_are_killed_the_pool_answers_again(
     finally:
         await admin.close()
         await database.dispose()
+
+
+async def test_the_database_works_again_after_its_connections_are_closed(
+    database: Database, uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    user = await saved_user()
+    chat = Client.chat(5)
+    await database.quick_statements.latest_session(chat)
+    await database.dispose()
+
+    session = _chat_session(user, 5, 0)
+    async with uow_factory() as uow:
+        await uow.sessions.add(session)
+        await uow.commit()
+    assert await database.quick_statements.latest_session(chat) == SessionRecord(session, user)

@@ -1,12 +1,12 @@
-"""`QuickStatements` on PostgreSQL, through asyncpg's own pool instead of SQLAlchemy's.
+"""`QuickStatements` on PostgreSQL, on the bare driver (asyncpg) instead of SQLAlchemy.
 
 Every chat command reads its session first, and a `/get` reads the snippet when the cache
-misses and queues an email copy. Through a unit of work each of these costs about 0.17 ms of
-CPU (pool checkout, greenlet hand-offs, compiled-cache lookup, result proxy, checkin); on
-asyncpg's pool 0.06 ms (bench/NOTES.md, round 4): on a cached `/get` that was a quarter of the
-bot's CPU. The SQL is compiled once from the same Core statements the repositories run
-(`storage.repositories`), so there is one definition of each, and the rows are read by the same
-functions.
+misses and queues an email copy. Through a unit of work each of these cost about 0.17 ms of
+CPU (pool checkout, greenlet hand-offs, compiled-cache lookup, result proxy, checkin); here
+about 0.05 ms, a connection from `storage.connections` included (bench/NOTES.md, round 4): on a
+cached `/get` that was a third of the bot's CPU. The SQL is compiled once from the same Core
+statements the repositories run (`storage.repositories`), so there is one definition of each,
+and the rows are read by the same functions.
 
 The pool's connections commit without waiting for the disk (`synchronous_commit=off`): the
 copy's loss to a database crash costs nothing (`QuickStatements.queue_copy`), and a read commits
@@ -33,6 +33,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from core.entities import Client, OutgoingEmail, Snippet
 from core.errors import StorageUnavailable
 from core.ports import SessionRecord
+from storage.connections import StatementConnections
 from storage.errors import UNAVAILABLE_MESSAGE, unavailable_as_domain_error
 from storage.repositories import (
     LATEST_FOR_CLIENT,
@@ -74,8 +75,8 @@ def _outbox_insert(names: tuple[str, ...]) -> _Compiled:
 
 
 class BareStatements:
-    """`QuickStatements` on a pool of asyncpg connections, opened on first use; `close()` it.
-    The connections are opened as needed too, and closed after `IDLE_SECONDS` unused."""
+    """`QuickStatements` on a pool of asyncpg connections (`storage.connections`), opened as
+    needed and closed after `IDLE_SECONDS` unused; `close()` it."""
 
     def __init__(
         self,
@@ -91,7 +92,9 @@ class BareStatements:
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._checkout_timeout = checkout_timeout
-        self._pool: asyncpg.Pool | None = None
+        self._connections = StatementConnections(
+            self._connect, size=size, idle_seconds=IDLE_SECONDS
+        )
         self._latest = _Compiled(LATEST_FOR_CLIENT)
         reads = snippet_reads("postgresql")
         self._by_id, self._by_ref = _Compiled(reads.by_id), _Compiled(reads.by_ref)
@@ -122,21 +125,12 @@ class BareStatements:
             await connection.execute(insert.sql, *insert.arguments(values))
 
     async def close(self) -> None:
-        """Closes the pool's connections once they are back; a statement after this opens a
-        new pool."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        """Closes the connections not in use (the next statement opens one again)."""
+        await self._connections.close()
 
-    async def _open(self) -> asyncpg.Pool:
-        # With no connection to open up front (`min_size=0`) this never waits, so no other
-        # task can begin opening a pool meanwhile.
-        self._pool = await asyncpg.create_pool(
-            self._dsn,  # asyncpg's own URL form: the driver name goes, the rest stays
-            min_size=0,
-            max_size=self._size,
-            max_inactive_connection_lifetime=IDLE_SECONDS,
-            reset=_nothing_to_reset,
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self._dsn,
             timeout=self._connect_timeout,
             command_timeout=self._command_timeout,
             server_settings={
@@ -145,20 +139,20 @@ class BareStatements:
                 "synchronous_commit": "off",
             },
         )
-        return self._pool
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection for one statement. A statement that fails for want of the server
-        ends its connection and retires the pool's others (each is replaced when next taken,
-        as SQLAlchemy invalidates its pool): after a restart or a partition, the connections
-        left are as dead as the one that failed, and each would fail a command of its own."""
-        pool = self._pool or await self._open()
-        with unavailable_as_domain_error():
-            # Bounded as a whole (a wait for a free connection, or a connect); asyncpg's own
-            # `timeout=` would wrap each checkout in a task of its own on Python 3.11.
-            async with asyncio.timeout(self._checkout_timeout):
-                connection = await pool.acquire()
+        ends its connection and the pool's idle ones (as SQLAlchemy invalidates its pool):
+        after a restart or a partition, those left are as dead as the one that failed, and
+        each would fail a command of its own."""
+        connections = self._connections
+        connection = connections.take_idle()
+        if connection is None:
+            with unavailable_as_domain_error():
+                # Bounded as a whole: the wait for a free connection, or a connect.
+                async with asyncio.timeout(self._checkout_timeout):
+                    connection = await connections.take()
         try:
             with unavailable_as_domain_error():
                 try:
@@ -168,17 +162,9 @@ class BareStatements:
                     # raises ("cannot switch to state …"): the connection is gone.
                     raise StorageUnavailable(UNAVAILABLE_MESSAGE) from error
         except BaseException as error:
-            # Ended rather than put back mid-statement (a cancelled one too): the pool would
-            # wait, without a bound, for a cancellation that a silent server never confirms.
-            with contextlib.suppress(asyncpg.InterfaceError):  # closed and handed back already
-                connection.terminate()
+            # Ended rather than put back mid-statement (a cancelled one too).
+            connections.discard(connection)
             if isinstance(error, StorageUnavailable):
-                await pool.expire_connections()
+                connections.discard_idle()
             raise
-        finally:
-            await pool.release(connection)
-
-
-async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
-    """Instead of asyncpg's reset query (a round trip per checkin): nothing here changes a
-    connection's session state."""
+        connections.give_back(connection)

@@ -57,7 +57,7 @@ async def test_only_the_quick_statements_commit_without_waiting_for_the_disk(
         quick = database.quick_statements
         assert isinstance(quick, BareStatements)
         assert await quick.latest_session(Client.chat(1)) is None  # opens the pool
-        async with quick._pool.acquire() as bare:
+        async with quick._connection() as bare:
             assert await bare.fetchval("SHOW synchronous_commit") == "off"
     finally:
         await database.dispose()

@@ -130,7 +130,8 @@ class AccountService:
         limits: Limits | None = None,
         quick: QuickStatements | None = None,
     ) -> None:
-        """`quick`: where every chat command's session is read (by default, a unit of work)."""
+        """`quick`: where the session of every chat command and API call is read (by default,
+        in a unit of work)."""
         self._uow = uow
         self._quick = quick or StatementsInUnitsOfWork(uow)
         self._hasher = hasher
@@ -346,9 +347,7 @@ class AccountService:
         `AuthenticationError` (`NotLoggedIn`, `SessionExpired`) otherwise."""
         now = self._now()
         claims = self._tokens.decode(token, client, now)
-        async with self._uow() as uow:
-            await uow.autocommit()
-            found = await uow.sessions.find(claims.jti)
+        found = await self._quick.session(claims.jti)  # every API call: one statement
         if found is None:
             raise NotLoggedIn("Your session is not valid.")
         self._check_record(found, client, claims, now)

@@ -269,11 +269,14 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 class QuickStatements(Protocol):
     """The statements on the path of most updates, each standing alone (autocommitted), for a
     store that can run them for less than a unit of work costs (`storage.bare` on Postgres):
-    every chat command reads its session first, and a `/get` reads the snippet when the cache
-    misses and queues the email copy."""
+    every chat command and API call reads its session first, and a `/get` reads the snippet
+    when the cache misses and queues the email copy."""
 
     async def latest_session(self, client: Client) -> SessionRecord | None:
-        """`SessionRepository.latest_for_client`."""
+        """`SessionRepository.latest_for_client`: every chat command's first read."""
+
+    async def session(self, jti: str) -> SessionRecord | None:
+        """`SessionRepository.find`: every API call's first read."""
 
     async def snippet(self, owner_id: UUID, key: int | UUID) -> Snippet | None:
         """A live snippet by id, or by the owner's ref (`SnippetRepository.get`, `get_by_ref`):
@@ -295,6 +298,11 @@ class StatementsInUnitsOfWork:
         async with self._uow() as uow:
             await uow.autocommit()
             return await uow.sessions.latest_for_client(client)
+
+    async def session(self, jti: str) -> SessionRecord | None:
+        async with self._uow() as uow:
+            await uow.autocommit()
+            return await uow.sessions.find(jti)
 
     async def snippet(self, owner_id: UUID, key: int | UUID) -> Snippet | None:
         async with self._uow() as uow:

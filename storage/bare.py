@@ -1,12 +1,12 @@
 """`QuickStatements` on PostgreSQL, on the bare driver (asyncpg) instead of SQLAlchemy.
 
-Every chat command reads its session first, and a `/get` reads the snippet when the cache
-misses and queues an email copy. Through a unit of work each of these cost about 0.17 ms of
-CPU (pool checkout, greenlet hand-offs, compiled-cache lookup, result proxy, checkin); here
-about 0.05 ms, a connection from `storage.connections` included (bench/NOTES.md, round 4): on a
-cached `/get` that was a third of the bot's CPU. The SQL is compiled once from the same Core
-statements the repositories run (`storage.repositories`), so there is one definition of each,
-and the rows are read by the same functions.
+Every chat command and API call reads its session first, and a `/get` reads the snippet when
+the cache misses and queues an email copy. Through a unit of work each of these cost about
+0.17 ms of CPU (pool checkout, greenlet hand-offs, compiled-cache lookup, result proxy,
+checkin); here about 0.05 ms, a connection from `storage.connections` included (bench/NOTES.md,
+round 4): on a cached `/get` that was a third of the bot's CPU. The SQL is compiled once from
+the same Core statements the repositories run (`storage.repositories`), so there is one
+definition of each, and the rows are read by the same functions.
 
 The pool's connections commit without waiting for the disk (`synchronous_commit=off`): the
 copy's loss to a database crash costs nothing (`QuickStatements.queue_copy`), and a read commits
@@ -36,8 +36,10 @@ from core.ports import SessionRecord
 from storage.connections import StatementConnections
 from storage.errors import UNAVAILABLE_MESSAGE, unavailable_as_domain_error
 from storage.repositories import (
+    FIND_SESSION,
     LATEST_FOR_CLIENT,
     OUTBOX_INSERT,
+    found_session,
     outbox_values,
     session_record,
     snippet_from,
@@ -96,6 +98,7 @@ class BareStatements:
             self._connect, size=size, idle_seconds=IDLE_SECONDS
         )
         self._latest = _Compiled(LATEST_FOR_CLIENT)
+        self._find = _Compiled(FIND_SESSION)
         reads = snippet_reads("postgresql")
         self._by_id, self._by_ref = _Compiled(reads.by_id), _Compiled(reads.by_ref)
 
@@ -106,6 +109,11 @@ class BareStatements:
         async with self._connection() as connection:
             row = await connection.fetchrow(self._latest.sql, *self._latest.arguments(values))
         return None if row is None else session_record(row)
+
+    async def session(self, jti: str) -> SessionRecord | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(self._find.sql, *self._find.arguments({"jti": jti}))
+        return None if row is None else found_session(row)
 
     async def snippet(self, owner_id: UUID, key: int | UUID) -> Snippet | None:
         values: dict[str, object]

@@ -356,7 +356,7 @@ LATEST_FOR_CLIENT = (
     .order_by(sessions.c.issued_at.desc())
     .limit(1)
 )
-_FIND_SESSION = (
+FIND_SESSION = (
     sa.select(*sessions.c, *_ACCOUNT_COLUMNS, *_PARENT_COLUMNS)
     .join(users, users.c.id == sessions.c.user_id)
     .outerjoin(_PARENT, _PARENT.c.jti == sessions.c.parent_jti)
@@ -384,12 +384,8 @@ class SqlSessionRepository(_Repository):
 
     async def find(self, jti: str) -> SessionRecord | None:
         # Inner join on the user (the foreign key cascades), outer on the parent (optional).
-        row = (await self._execute(_FIND_SESSION, {"jti": jti})).one_or_none()
-        if row is None:
-            return None
-        values = row._mapping
-        parent = _session(values, "up_") if row.up_jti is not None else None
-        return SessionRecord(_session(values), _account(values), parent)
+        row = (await self._execute(FIND_SESSION, {"jti": jti})).one_or_none()
+        return None if row is None else found_session(row._mapping)
 
     async def latest_for_client(self, client: Client) -> SessionRecord | None:
         if client.binding is None:
@@ -423,6 +419,12 @@ class SqlSessionRepository(_Repository):
             .where(condition, sessions.c.revoked_at.is_(None))
             .values(revoked_at=at)
         )
+
+
+def found_session(values: Columns) -> SessionRecord:
+    """A row of `FIND_SESSION`, from SQLAlchemy or from the bare driver (`storage.bare`)."""
+    parent = _session(values, "up_") if values["up_jti"] is not None else None
+    return SessionRecord(_session(values), _account(values), parent)
 
 
 def session_record(values: Columns) -> SessionRecord:

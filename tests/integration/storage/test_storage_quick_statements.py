@@ -64,6 +64,30 @@ async def test_the_latest_session_of_a_chat_is_what_the_repository_reads(
     assert await quick.latest_session(Client.api("10.0.0.1")) is None  # API: no "latest"
 
 
+async def test_a_session_by_its_jti_is_what_the_repository_reads_with_its_parent(
+    database: Database, uow_factory: UnitOfWorkFactory, saved_user: SaveUser
+) -> None:
+    user = await saved_user(is_verified=True)
+    parent = _chat_session(user, 77, 0)
+    linked = replace(
+        _chat_session(user, 77, 1),
+        client_kind=ClientKind.API,
+        client_key=None,
+        parent_jti=parent.jti,
+    )
+    async with uow_factory() as uow:
+        for session in (parent, linked):
+            await uow.sessions.add(session)
+        await uow.commit()
+    quick = database.quick_statements
+
+    assert await quick.session(linked.jti) == SessionRecord(linked, user, parent)
+    assert await quick.session(parent.jti) == SessionRecord(parent, user)
+    async with uow_factory() as uow:
+        assert await uow.sessions.find(linked.jti) == SessionRecord(linked, user, parent)
+    assert await quick.session("no-such-jti") is None
+
+
 async def test_a_snippet_is_read_by_ref_or_id_as_the_repository_reads_it(
     database: Database, uow_factory: UnitOfWorkFactory, saved_user: SaveUser
 ) -> None:

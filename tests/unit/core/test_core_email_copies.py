@@ -35,6 +35,10 @@ class CountedQuickStatements(StatementsInUnitsOfWork):
         self.session_reads += 1
         return await super().latest_session(client)
 
+    async def session(self, jti: str) -> SessionRecord | None:
+        self.session_reads += 1
+        return await super().session(jti)
+
     async def queue_copy(self, email: OutgoingEmail) -> None:
         self.copies.append(email.kind)
         await super().queue_copy(email)
@@ -62,6 +66,22 @@ async def test_only_the_email_of_a_shown_snippet_is_queued_as_a_copy(
         EmailKind.SNIPPET_RETRIEVED,
         EmailKind.SNIPPET_DELETED,
     ]
+
+
+async def test_an_api_callers_session_is_read_through_the_quick_statements(
+    db: FakeDatabase, clock: FakeClock, hasher: PasswordHasher, session_tokens: SessionTokens
+) -> None:
+    quick = CountedQuickStatements(db)
+    accounts = AccountService(
+        db.unit_of_work, hasher, session_tokens, clock, verify_links, quick=quick
+    )
+    password = "correct horse battery"
+    ada = await add_user(db, "ada@example.com", hashed_password=await hasher.hash(password))
+    caller = Client.api("10.0.0.1")
+    login = await accounts.login("ada@example.com", password, caller)
+
+    assert (await accounts.authenticate(login.token, caller)).id == ada.id
+    assert quick.session_reads == 1
 
 
 async def test_a_chats_logged_in_user_is_read_through_the_quick_statements(

@@ -139,7 +139,8 @@ def markdown(results: Results, host: dict[str, str]) -> str:
             "I/O floor (a route on the same server making the route's unavoidable round trips "
             "with the bare drivers), measured right before it; the notes compare it with the "
             "framework floor (a route returning a constant). CPU per request: the server "
-            "process's utime + stime from /proc. Load before "
+            "process's utime + stime from /proc, over the row and until the outbox worker has "
+            "sent the row's emails (each row starts with none left over). Load before "
             f"`{http.get('load_before')}`, after `{http.get('load_after')}`.",
             "",
             table(results.http_rows),

@@ -11,7 +11,8 @@ Each collection of the oldest generation is written too (`gc <unix time> <ms> <c
 and at exit the collections of each generation and their total time (`gcsum <gen> <n> <ms>`).
 The bench reads the file per slice. The timer costs about 100 callbacks a second (well under
 1% of a core). With `BENCH_PROFILE=<file>`, pyinstrument profiles the process and writes its
-report there at exit.
+report there at exit; with `BENCH_STALL_STACKS=<file>`, a thread writes the loop thread's stack
+there whenever the loop is `STALL_MS` late (for stalls too rare for a profile to show).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import atexit
 import gc
 import os
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 from typing import TextIO
 
@@ -35,6 +38,7 @@ def _watch(loop: asyncio.AbstractEventLoop, out: TextIO) -> None:
 
     def tick(planned: float, cpu_then: float) -> None:
         now, cpu = time.perf_counter(), time.thread_time()
+        _last_tick[0] = now
         lag_ms = (now - planned) * 1000
         if lag_ms > REPORT_ABOVE_MS and planned:
             # How much of the lag this thread spent on the CPU: the rest, other processes
@@ -44,6 +48,33 @@ def _watch(loop: asyncio.AbstractEventLoop, out: TextIO) -> None:
         loop.call_later(TICK_SECONDS, tick, now + TICK_SECONDS, cpu)
 
     loop.call_soon(tick, 0.0, 0.0)  # runs once the loop does; the first tick arms the next
+    stacks = os.environ.get("BENCH_STALL_STACKS")
+    if stacks:
+        _watch_stalls(threading.get_ident(), Path(stacks))
+
+
+_last_tick = [0.0]
+STALL_MS = 30.0
+
+
+def _watch_stalls(loop_thread: int, path: Path) -> None:
+    """With `BENCH_STALL_STACKS=<file>`: a thread that writes the loop thread's stack each time
+    the loop is `STALL_MS` late (once a stall, every 10 ms of it): what holds the loop, for
+    stalls too rare for a sampling profile to show."""
+
+    def watch() -> None:
+        with path.open("a", encoding="utf-8") as out:
+            while True:
+                time.sleep(0.005)
+                late = (time.perf_counter() - _last_tick[0]) * 1000 - TICK_SECONDS * 1000
+                if _last_tick[0] and late > STALL_MS:
+                    frame = sys._current_frames().get(loop_thread)
+                    stack = "".join(traceback.format_stack(frame)) if frame else "?"
+                    out.write(f"--- {time.time():.3f} late {late:.0f} ms\n{stack}")
+                    out.flush()
+                    time.sleep(0.01)
+
+    threading.Thread(target=watch, name="stall-watch", daemon=True).start()
 
 
 def _watch_gc(out: TextIO) -> None:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from storage_builders import TcpProxy, free_port, new_user, silent_server
 
+from core.entities import User
 from core.errors import StorageUnavailable
 from storage.database import Database
 from storage.models import users
@@ -66,59 +67,58 @@ async def proxy(postgres_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
     await proxy.cut()
 
 
-async def test_units_of_work_recover_when_the_database_returns(
+@pytest.fixture
+async def behind_proxy(
     proxy: tuple[TcpProxy, str],
-) -> None:
+) -> AsyncIterator[tuple[TcpProxy, Database, User]]:
+    """A `Database` reached through the proxy, holding one committed user."""
     tcp_proxy, url = proxy
     database = Database(url, connect_timeout=1)
     user = new_user()
-    try:
-        async with database.uow_factory()() as uow:
-            await uow.users.add(user)
-            await uow.commit()
+    async with database.uow_factory()() as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    yield tcp_proxy, database, user
+    await database.dispose()
 
-        # Down in the middle of a unit of work, and for new ones.
-        async with database.uow_factory()() as uow:
+
+async def test_units_of_work_recover_when_the_database_returns(
+    behind_proxy: tuple[TcpProxy, Database, User],
+) -> None:
+    tcp_proxy, database, user = behind_proxy
+    # Down in the middle of a unit of work, and for new ones.
+    async with database.uow_factory()() as uow:
+        await uow.users.get(user.id)
+        await tcp_proxy.cut()
+        with pytest.raises(StorageUnavailable):
             await uow.users.get(user.id)
-            await tcp_proxy.cut()
-            with pytest.raises(StorageUnavailable):
-                await uow.users.get(user.id)
-        await _assert_unavailable(database, within_seconds=HANG_BOUND_SECONDS)
+    await _assert_unavailable(database, within_seconds=HANG_BOUND_SECONDS)
 
-        await tcp_proxy.start()
-        async with database.uow_factory()() as uow:
-            assert await uow.users.get(user.id) == user
-        await database.ping()
-    finally:
-        await database.dispose()
+    await tcp_proxy.start()
+    async with database.uow_factory()() as uow:
+        assert await uow.users.get(user.id) == user
+    await database.ping()
 
 
 async def test_a_pooled_connection_the_server_closed_is_replaced_not_used(
-    proxy: tuple[TcpProxy, str],
+    behind_proxy: tuple[TcpProxy, Database, User],
 ) -> None:
     """The server went away and came back while the pool sat idle (a restart, the end of a
     partition): the next unit of work gets a new connection instead of failing on the old."""
-    tcp_proxy, url = proxy
-    database = Database(url, connect_timeout=1)
-    user = new_user()
-    try:
-        async with database.uow_factory()() as uow:
-            await uow.users.add(user)
-            await uow.commit()
-            raw = await uow._require_connection().get_raw_connection()  # type: ignore[attr-defined]
-            pooled = raw.driver_connection
-        await tcp_proxy.cut()
-        await tcp_proxy.start()
-        for _ in range(500):  # until the client has read the end of the stream (a bound)
-            if pooled.is_closed():
-                break
-            await asyncio.sleep(0.01)
-        assert pooled.is_closed()
+    tcp_proxy, database, user = behind_proxy
+    async with database.uow_factory()() as uow:
+        raw = await uow._require_connection().get_raw_connection()  # type: ignore[attr-defined]
+        pooled = raw.driver_connection
+    await tcp_proxy.cut()
+    await tcp_proxy.start()
+    for _ in range(500):  # until the client has read the end of the stream (a bound)
+        if pooled.is_closed():
+            break
+        await asyncio.sleep(0.01)
+    assert pooled.is_closed()
 
-        async with database.uow_factory()() as uow:
-            assert await uow.users.get(user.id) == user
-    finally:
-        await database.dispose()
+    async with database.uow_factory()() as uow:
+        assert await uow.users.get(user.id) == user
 
 
 async def test_a_statement_that_waits_too_long_is_unavailable(postgres_url: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.accounts import AccountService
-from core.entities import Client, EmailKind, OutgoingEmail
+from core.entities import Client, EmailKind, OutgoingEmail, User
 from core.errors import NotLoggedIn
 from core.ports import SessionRecord, StatementsInUnitsOfWork
 from core.security import PasswordHasher, SessionTokens
@@ -68,33 +68,46 @@ async def test_only_the_email_of_a_shown_snippet_is_queued_as_a_copy(
     ]
 
 
-async def test_an_api_callers_session_is_read_through_the_quick_statements(
-    db: FakeDatabase, clock: FakeClock, hasher: PasswordHasher, session_tokens: SessionTokens
-) -> None:
-    quick = CountedQuickStatements(db)
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def quick(db: FakeDatabase) -> CountedQuickStatements:
+    return CountedQuickStatements(db)
+
+
+@pytest.fixture
+async def accounts_and_ada(
+    db: FakeDatabase,
+    clock: FakeClock,
+    hasher: PasswordHasher,
+    session_tokens: SessionTokens,
+    quick: CountedQuickStatements,
+) -> tuple[AccountService, User]:
     accounts = AccountService(
         db.unit_of_work, hasher, session_tokens, clock, verify_links, quick=quick
     )
-    password = "correct horse battery"
-    ada = await add_user(db, "ada@example.com", hashed_password=await hasher.hash(password))
+    ada = await add_user(db, "ada@example.com", hashed_password=await hasher.hash(PASSWORD))
+    return accounts, ada
+
+
+async def test_an_api_callers_session_is_read_through_the_quick_statements(
+    accounts_and_ada: tuple[AccountService, User], quick: CountedQuickStatements
+) -> None:
+    accounts, ada = accounts_and_ada
     caller = Client.api("10.0.0.1")
-    login = await accounts.login("ada@example.com", password, caller)
+    login = await accounts.login(ada.email, PASSWORD, caller)
 
     assert (await accounts.authenticate(login.token, caller)).id == ada.id
     assert quick.session_reads == 1
 
 
 async def test_a_chats_logged_in_user_is_read_through_the_quick_statements(
-    db: FakeDatabase, clock: FakeClock, hasher: PasswordHasher, session_tokens: SessionTokens
+    accounts_and_ada: tuple[AccountService, User], quick: CountedQuickStatements
 ) -> None:
-    quick = CountedQuickStatements(db)
-    accounts = AccountService(
-        db.unit_of_work, hasher, session_tokens, clock, verify_links, quick=quick
-    )
-    password = "correct horse battery"
-    ada = await add_user(db, "ada@example.com", hashed_password=await hasher.hash(password))
+    accounts, ada = accounts_and_ada
     chat = Client.chat(1)
-    await accounts.login("ada@example.com", password, chat)
+    await accounts.login(ada.email, PASSWORD, chat)
 
     assert (await accounts.current_user(chat)).id == ada.id
     assert quick.session_reads == 1

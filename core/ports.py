@@ -1,4 +1,6 @@
 """What core needs from the outside world, as Protocols; `storage/` and `mail/` implement them.
+(`StatementsInUnitsOfWork` is the one implementation here: `QuickStatements` made of the
+unit-of-work ports alone, the default where a store has nothing quicker.)
 
 Repositories never commit: the unit of work owns the transaction, and leaving it without
 `commit()` rolls everything back.

@@ -90,7 +90,6 @@ class BareStatements:
         size: int = POOL_SIZE,
     ) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
-        self._size = size
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._checkout_timeout = checkout_timeout

@@ -100,7 +100,8 @@ class StatementConnections:
             self._forget()
 
     async def close(self) -> None:
-        """Closes the connections not in use (those in use are closed by whoever ends them)."""
+        """Closes the connections not in use; those in use come back to the pool as usual, and
+        the pool stays usable."""
         idle, self._idle = self._idle, []
         for connection, _ in idle:
             self._opened -= 1

@@ -90,9 +90,9 @@ class Database:
                 await connection.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
-        """Closes the pools' connections (those in use when they come back). The database stays
-        usable: the next statement opens a connection again (the bench hands the server's
-        connections to its floors this way between rows)."""
+        """Closes the pools' idle connections (SQLAlchemy's also those in use, when they come
+        back). The database stays usable: the next statement opens a connection again (the bench
+        hands the server's connections to its floors this way between rows)."""
         if isinstance(self.quick_statements, BareStatements):
             await self.quick_statements.close()
         await self._engine.dispose()

@@ -175,7 +175,7 @@ class SqlSnippetRepository(_Repository):
                 .order_by(snippets.c.created_at, snippets.c.ref)
             )
         ).all()
-        return [_snippet(row) for row in rows]
+        return [snippet_from(row._mapping) for row in rows]
 
     async def update(self, snippet: Snippet) -> None:
         await self._execute(
@@ -330,12 +330,9 @@ def escape_like(text: str) -> str:
     )
 
 
-def _snippet(row: Row[Any]) -> Snippet:
-    return from_row(Snippet, row, tags=split_tags(getattr(row, "tags", None)))
-
-
 def snippet_from(values: Columns) -> Snippet:
-    """A row of `snippet_reads`' statements, from SQLAlchemy or from the bare driver."""
+    """A row of the snippets table with its `tags` column (`snippet_reads`' statements and the
+    others that select it), from SQLAlchemy or from the bare driver."""
     return from_columns(Snippet, values, tags=split_tags(values["tags"]))
 
 

@@ -6,11 +6,11 @@ from functools import lru_cache
 from html import escape
 from uuid import UUID
 
-from pygments.lexers import find_lexer_class
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from core.entities import Page, SharedSnippet, Snippet, SnippetSummary
 from core.settings import Settings
+from core.text import language_alias
 
 MESSAGE_LIMIT = 4096
 """Telegram's limit, in UTF-16 code units of the text after HTML entities are parsed."""
@@ -61,18 +61,10 @@ def help_text(*, introduce: bool = True) -> str:
     return "\n".join(lines)
 
 
-@lru_cache(maxsize=512)
-def language_class(language: str) -> str:
-    """Cached: see `core.text.file_extension`, the same lookup on every reply."""
-    lexer = find_lexer_class(language)
-    aliases = getattr(lexer, "aliases", None) or ["plaintext"]
-    return str(aliases[0])
-
-
 def code_block(code: str, language: str) -> str:
     """`code` as an HTML code block that Telegram highlights as `language`."""
     return (
-        f'<pre><code class="language-{escape(language_class(language))}">'
+        f'<pre><code class="language-{escape(language_alias(language))}">'
         f"{escape(code)}</code></pre>"
     )
 

@@ -33,6 +33,7 @@ from core.text import (
     decode_file,
     detect_language_quickly,
     file_name,
+    lexer_for_file,
 )
 
 MANIFEST = "snippets.json"
@@ -375,5 +376,7 @@ def _text(record: dict[str, Any], key: str, default: str | None = None) -> str:
 
 def _language(code: str, *, hint: str | None = None, filename: str | None = None) -> str:
     """The hint, the file name or telling lines; never Pygments' guess, which is slow on some
-    inputs and an archive may hold hundreds of files (`Text` when nothing tells)."""
-    return detect_language_quickly(code, hint=hint, filename=filename) or PLAIN_TEXT
+    inputs and an archive may hold hundreds of files (`Text` when nothing tells). Reading an
+    archive runs in a thread, so Pygments may weigh the lexers that claim a file name."""
+    quick = detect_language_quickly(code, hint=hint, filename=filename)
+    return quick or lexer_for_file(filename, code) or PLAIN_TEXT

@@ -42,11 +42,12 @@ SnippetKey = int | UUID
 """How an owner names a snippet: its short ref (`3`, what people type), or its id (the API)."""
 MAX_SEARCH_CHARS = 200
 
-GuessLanguage = Callable[[str], Awaitable[str]]
-"""Pygments' guess for a sample of code, bounded in time (`core.text.LanguageGuesser`)."""
+GuessLanguage = Callable[[str, str | None], Awaitable[str]]
+"""Pygments' guess for a sample of code and the file's name (when it came as a file), bounded
+in time (`core.text.LanguageGuesser`)."""
 
 
-async def _no_guess(sample: str) -> str:
+async def _no_guess(sample: str, filename: str | None) -> str:
     return PLAIN_TEXT
 
 
@@ -293,7 +294,9 @@ class SnippetService:
         """Never blocks the event loop: what is left after the hint, the file name and the
         telling lines is guessed by Pygments elsewhere, within a deadline."""
         quick = detect_language_quickly(code, hint=hint, filename=filename)
-        return quick if quick is not None else await self._guess_language(guess_sample(code))
+        if quick is not None:
+            return quick
+        return await self._guess_language(guess_sample(code), filename)
 
     async def _read(self, owner: User, key: SnippetKey) -> CacheRead[Snippet]:
         if isinstance(key, UUID):

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import PurePath
 
 from charset_normalizer import from_bytes
-from pygments.lexer import Lexer
-from pygments.lexers import (
-    find_lexer_class,
-    find_lexer_class_by_name,
-    get_lexer_for_filename,
-    guess_lexer,
-)
+from pygments.lexers import get_all_lexers, get_lexer_for_filename, guess_lexer
 from pygments.util import ClassNotFound
 
 from core.errors import BadTitle, NoCode, NotText, SnippetTooLarge, ValidationError
@@ -30,6 +24,8 @@ GUESS_SAMPLE_CHARS = 2048
 newlines took 3.7 s), and more text gains little."""
 FILENAME_SAMPLE_CHARS = 1024
 """When several lexers claim a file name (`.h`), Pygments weighs their guessers on this much."""
+MAX_FILENAME_CHARS = 255
+"""File names are matched against Pygments' patterns on at most this much of their end."""
 GUESS_DEADLINE_SECONDS = 0.5
 """Longest a save waits for Pygments' guess (run in a child process) before settling on Text."""
 _FENCE = re.compile(r"\A```[ \t]*([\w+#.-]*)[ \t]*\r?\n(.*?)\r?\n?```[ \t]*\Z", re.DOTALL)
@@ -131,20 +127,23 @@ def detect_language(code: str, *, hint: str | None = None, filename: str | None 
     child process); a server uses `detect_language_quickly` and a `LanguageGuesser`.
     """
     quick = detect_language_quickly(code, hint=hint, filename=filename)
-    return quick if quick is not None else guess_with_pygments(guess_sample(code))
+    return quick if quick is not None else guess_with_pygments(guess_sample(code), filename)
 
 
 def detect_language_quickly(
     code: str, *, hint: str | None = None, filename: str | None = None
 ) -> str | None:
     """The language from the hint, the file name or telling lines, in time linear in a capped
-    sample; None when only Pygments' guess (`guess_with_pygments`) is left to ask."""
+    sample and without importing any lexer; None when only Pygments can tell (its guess, or
+    its weighing of the several lexers that claim the file name): `guess_with_pygments`."""
     named = _by_hint(hint.strip().lower()) if hint else None
     if named is not None:
         return named
-    lexer = _by_filename(filename, code)
-    if lexer is not None:
-        return _canonical(lexer.name)
+    claims = file_claims(filename)
+    if len(claims) == 1:
+        return claims[0]
+    if claims:
+        return None  # `.h`: C or Objective-C, which Pygments weighs on the code
     return _by_signs(code[:SIGNS_SAMPLE_CHARS])
 
 
@@ -162,9 +161,11 @@ class LanguageGuesser:
     def __init__(self, deadline: float = GUESS_DEADLINE_SECONDS) -> None:
         self._sandbox = Sandbox(deadline=deadline, name="language guess", warm_up=_warm_up_guessing)
 
-    async def __call__(self, sample: str) -> str:
+    async def __call__(self, sample: str, filename: str | None = None) -> str:
         try:
-            return await self._sandbox.run(guess_with_pygments, sample[:GUESS_SAMPLE_CHARS])
+            return await self._sandbox.run(
+                guess_with_pygments, sample[:GUESS_SAMPLE_CHARS], filename
+            )
         except SandboxError:
             return PLAIN_TEXT
 
@@ -233,8 +234,13 @@ def _by_signs(code: str) -> str | None:
     return best if scores[best] else None
 
 
-def guess_with_pygments(sample: str) -> str:
-    """Pygments' guess: slow on some inputs, so a server runs it through `LanguageGuesser`."""
+def guess_with_pygments(sample: str, filename: str | None = None) -> str:
+    """Pygments' choice among the lexers that claim `filename`, else its guess from the
+    content. Slow on some inputs, and imports lexers as it goes (milliseconds each, on first
+    use): a server runs it through `LanguageGuesser`."""
+    weighed = lexer_for_file(filename, sample)
+    if weighed is not None:
+        return weighed
     try:
         lexer = guess_lexer(sample)
     except ClassNotFound:
@@ -242,47 +248,92 @@ def guess_with_pygments(sample: str) -> str:
     return _canonical(lexer.name) if lexer.analyse_text(sample) >= 0.5 else PLAIN_TEXT
 
 
+def lexer_for_file(filename: str | None, code: str) -> str | None:
+    """Pygments' choice among the lexers that claim `filename` (their guessers weighed on the
+    start of `code`), or None when none does. Imports those lexers: for a thread or a child
+    process, not the event loop."""
+    if not file_claims(filename):
+        return None
+    assert filename is not None
+    try:
+        lexer = get_lexer_for_filename(_base_name(filename), code[:FILENAME_SAMPLE_CHARS])
+    except ClassNotFound:
+        return None
+    return _canonical(lexer.name)
+
+
 def _warm_up_guessing() -> None:
     guess_lexer("x")  # imports every lexer module once, before the first deadline runs
 
 
-@lru_cache(maxsize=256)
+# What Pygments knows of each lexer (name, aliases, file patterns), read from its table of names
+# (`get_all_lexers(plugins=False)`) rather than from the lexers: looking a name up through
+# Pygments imports the lexer's module (3–10 ms on first use) and, for a name no lexer has
+# (`Text`), scans every installed package's entry points for plugins (70 ms). These lookups run
+# on the event loop, on every /get and /save, so one user's first snippet in a new language
+# would hold every other user's replies that long. Lookups here follow Pygments' order: the
+# first lexer in its table with that name or alias wins.
+@dataclass(frozen=True)
+class _LexerTable:
+    name_by_alias: dict[str, str]
+    first_alias: dict[str, str]
+    extension: dict[str, str]
+    file_patterns: tuple[tuple[re.Pattern[str], str], ...]
+
+
+def _read_lexer_table() -> _LexerTable:
+    name_by_alias: dict[str, str] = {}
+    first_alias: dict[str, str] = {}
+    extension: dict[str, str] = {}
+    file_patterns: list[tuple[re.Pattern[str], str]] = []
+    for name, aliases, patterns, _ in get_all_lexers(plugins=False):
+        for alias in aliases:
+            name_by_alias.setdefault(alias, name)
+        first_alias.setdefault(name, aliases[0] if aliases else "plaintext")
+        extensions = [pattern[1:] for pattern in patterns if _EXTENSION.fullmatch(pattern)]
+        extension.setdefault(name, extensions[0] if extensions else ".txt")
+        file_patterns += [(re.compile(fnmatch.translate(pattern)), name) for pattern in patterns]
+    return _LexerTable(name_by_alias, first_alias, extension, tuple(file_patterns))
+
+
+_EXTENSION = re.compile(r"\*(\.[\w+-]+)")
+_LEXERS = _read_lexer_table()
+
+
 def _by_hint(alias: str) -> str | None:
-    """The language a fence's alias (`py`) names. Cached, and the lexer's class is enough:
-    every fenced /save asks, and making a lexer (what `get_lexer_by_name` returns) costs more
-    than the rest of the detection."""
-    try:
-        return _canonical(find_lexer_class_by_name(alias).name) if alias else None
-    except ClassNotFound:
-        return None
+    """The language a fence's alias (`py`) names."""
+    name = _LEXERS.name_by_alias.get(alias)
+    return _canonical(name) if name is not None else None
 
 
-def _by_filename(filename: str | None, code: str) -> Lexer | None:
+def file_claims(filename: str | None) -> tuple[str, ...]:
+    """The languages whose lexers claim `filename` by its name (`*.py`, `Dockerfile`), in
+    Pygments' order, each once."""
     if not filename:
-        return None
-    try:
-        return get_lexer_for_filename(PurePath(filename).name, code[:FILENAME_SAMPLE_CHARS])
-    except ClassNotFound:
-        return None
+        return ()
+    name = _base_name(filename)
+    claims = dict.fromkeys(
+        _canonical(language) for pattern, language in _LEXERS.file_patterns if pattern.match(name)
+    )
+    return tuple(claims)
+
+
+def _base_name(filename: str) -> str:
+    return PurePath(filename[-MAX_FILENAME_CHARS:]).name
 
 
 def _canonical(name: str) -> str:
     return PLAIN_TEXT if name in {"Text only", "Text output"} else name
 
 
-@lru_cache(maxsize=512)
-def file_extension(language: str) -> str:
-    """`.py` for `Python`: the first file pattern of the language's lexer, else `.txt`.
+def language_alias(language: str) -> str:
+    """`python` for `Python`: the first alias of the language's lexer, else `plaintext`."""
+    return _LEXERS.first_alias.get(language, "plaintext")
 
-    Cached: a name that is no lexer's (`Text`, the plain-text name) makes Pygments scan every
-    lexer and the plugin entry points, and this runs on every /get.
-    """
-    lexer_class = find_lexer_class(language)
-    for pattern in getattr(lexer_class, "filenames", ()) or ():
-        match = re.fullmatch(r"\*(\.[\w+-]+)", pattern)
-        if match:
-            return match.group(1)
-    return ".txt"
+
+def file_extension(language: str) -> str:
+    """`.py` for `Python`: the first file pattern of the language's lexer, else `.txt`."""
+    return _LEXERS.extension.get(language, ".txt")
 
 
 def file_name(title: str, language: str) -> str:

@@ -72,11 +72,11 @@ async def _stalls_while(
 def _recording_guesses(bot: BotHarness) -> list[int]:
     """Wraps the bot's Pygments guess: the sizes of the samples it is handed."""
     sizes: list[int] = []
-    guess: Callable[[str], Awaitable[str]] = bot.services.snippets._guess_language
+    guess: Callable[[str, str | None], Awaitable[str]] = bot.services.snippets._guess_language
 
-    async def recorded(sample: str) -> str:
+    async def recorded(sample: str, filename: str | None) -> str:
         sizes.append(len(sample))
-        return await guess(sample)
+        return await guess(sample, filename)
 
     bot.services.snippets._guess_language = recorded
     return sizes

@@ -235,6 +235,26 @@ async def test_create_from_file(snippets: SnippetService, ada: User) -> None:
     assert captioned.snippet.title == "My caption"
 
 
+async def test_a_file_name_several_languages_claim_is_weighed_by_the_guess(
+    db: FakeDatabase, cache: FakeSnippetCache, clock: FakeClock, ada: User
+) -> None:
+    asked: list[tuple[str, str | None]] = []
+
+    async def guess(sample: str, filename: str | None) -> str:
+        asked.append((sample, filename))
+        return "Objective-C"
+
+    snippets = SnippetService(
+        db.unit_of_work, cache, clock, MAX_SNIPPET_BYTES, guess_language=guess
+    )
+    saved = await snippets.create_from_file(ada, b"@interface Shape : NSObject\n@end\n", "shape.h")
+    assert saved.snippet.language == "Objective-C"
+    assert asked == [("@interface Shape : NSObject\n@end\n", "shape.h")]
+    # One language claims `.py`: no guess is asked for.
+    await snippets.create_from_file(ada, b"x = 1\n", "tool.py")
+    assert len(asked) == 1
+
+
 @pytest.mark.parametrize(
     ("data", "error"),
     [

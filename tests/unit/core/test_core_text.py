@@ -13,6 +13,8 @@ from core.text import (
     clean_title,
     decode_file,
     detect_language,
+    detect_language_quickly,
+    file_claims,
     file_extension,
     file_name,
     unwrap_fence,
@@ -263,6 +265,21 @@ def test_detect_language_from_a_hint_wins_over_content(hint: str, language: str)
 )
 def test_detect_language_from_a_file_name(filename: str, language: str) -> None:
     assert detect_language("", filename=filename) == language
+
+
+@pytest.mark.parametrize(
+    ("code", "language"),
+    [
+        ("#include <stdio.h>\nint add(int a, int b);\n", "C"),
+        ("#import <Foundation/Foundation.h>\n@interface Shape : NSObject\n@end\n", "Objective-C"),
+    ],
+)
+def test_a_file_name_several_languages_claim_is_left_to_pygments_weighing(
+    code: str, language: str
+) -> None:
+    assert file_claims("shape.h") == ("C", "Objective-C")
+    assert detect_language_quickly(code, filename="shape.h") is None  # the guess weighs them
+    assert detect_language(code, filename="shape.h") == language
 
 
 def test_an_unknown_hint_or_file_name_falls_back_to_content() -> None:

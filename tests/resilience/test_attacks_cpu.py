@@ -12,11 +12,14 @@ machine cannot add to it, while work that blocks the loop adds all of its second
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 
 import pytest
+from charset_normalizer import CharsetMatches, from_bytes
 
+import core.text
 from core.text import GUESS_SAMPLE_CHARS, PLAIN_TEXT, detect_language_quickly, guess_sample
 from tests.bot.conftest import BotHarness
 from tests.resilience.conftest import apologies, query_rows
@@ -96,6 +99,39 @@ async def test_a_file_of_newlines_does_not_stall_other_users(hostile_bot: BotHar
     assert "/get 1" in bot.tg.sent_messages(ATTACKER)[-1].text
     rows = await query_rows(bot, "SELECT language FROM snippets")
     assert rows == [(PLAIN_TEXT,)]
+    assert apologies(bot) == []
+
+
+async def test_a_large_file_in_a_legacy_encoding_is_decoded_off_the_event_loop(
+    hostile_bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detecting the charset of 256 KB that is not UTF-8 costs 50-100 ms of CPU: on the event
+    loop, every such file held all other users' replies that long (not timed here: where the
+    detector runs is what matters, and a busy machine cannot change it)."""
+    bot = hostile_bot
+    await bot.user(ATTACKER)
+    loop_thread = threading.get_ident()
+    detected_in: list[int] = []
+
+    def recording_from_bytes(data: bytes) -> CharsetMatches:
+        detected_in.append(threading.get_ident())
+        return from_bytes(data)
+
+    monkeypatch.setattr(core.text, "from_bytes", recording_from_bytes)
+    russian = (
+        "# Функция считает среднюю оценку учеников\n"
+        "def average(marks):\n"
+        "    return sum(marks) / len(marks)  # результат\n"
+    )
+    legacy = (russian * 2400).encode("cp1251")  # 258 KB, 361 KB as UTF-8
+    document = bot.tg.document(ATTACKER, ATTACKER, "marks.py", legacy, enqueue=False)
+
+    await bot.send(document)
+
+    assert detected_in and loop_thread not in detected_in
+    assert "/get 1" in bot.tg.sent_messages(ATTACKER)[-1].text
+    [(code,)] = await query_rows(bot, "SELECT code FROM snippets")
+    assert code == russian * 2400
     assert apologies(bot) == []
 
 

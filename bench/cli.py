@@ -153,8 +153,9 @@ def markdown(results: Results, host: dict[str, str]) -> str:
             "Latency: from parsing an update to the bot's reply request for its chat, with "
             f"{results.sizes.concurrency} chats sending at once (closed loop, "
             "`concurrent_updates` on, the production rate limiter with a budget the loop never "
-            "reaches). The ratio compares p50 latencies with the I/O floor row named; each floor "
-            "was measured right before its row in the same run.",
+            "reaches). The ratio compares p50 latencies with the I/O floor row named; each row and "
+            "its floor ran in two halves each, alternating (floor, row, floor, row), so that a "
+            "change in the machine's load weighs on both.",
             "",
             table(results.rows),
         ]

@@ -175,6 +175,17 @@ class Stats:
     failures: int = 0
     failure_samples: list[str] = field(default_factory=list)
 
+    @classmethod
+    def merged(cls, parts: list[Stats]) -> Stats:
+        """One row's statistics from the parts it ran in (their latencies, time, CPU)."""
+        return cls(
+            latencies=[latency for part in parts for latency in part.latencies],
+            wall_seconds=sum(part.wall_seconds for part in parts),
+            cpu_seconds=sum(part.cpu_seconds for part in parts),
+            failures=sum(part.failures for part in parts),
+            failure_samples=[sample for part in parts for sample in part.failure_samples],
+        )
+
     @property
     def count(self) -> int:
         return len(self.latencies)
@@ -286,8 +297,10 @@ class LoopLag:
             await asyncio.sleep(self.interval)
             self.lags.append(max(0.0, time.perf_counter() - planned))
 
-    def start(self) -> None:
-        self.lags.clear()
+    def start(self, *, keep: bool = False) -> None:
+        """Starts ticking; `keep` adds to the lags of an earlier start instead of clearing them."""
+        if not keep:
+            self.lags.clear()
         self._task = asyncio.create_task(self._tick())
 
     async def stop(self) -> None:

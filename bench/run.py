@@ -58,6 +58,8 @@ IN_PROCESS_RATE_LIMIT = 100_000
 """Messages/s for the in-process rows: the limiter's work without its queue."""
 CACHED_REFS = 3
 """Refs per chat that the cached /get row cycles through (warmed first)."""
+PAIR_HALVES = 2
+"""Halves of each in-process row and its I/O floor, run alternately (floor, product, floor…)."""
 LOGIN_GET_CHATS = 2
 """Chats sending /get while the logins run."""
 SAVE_CODE = "\n".join(
@@ -435,30 +437,36 @@ class Bench:
         warm: bool = True,
         before_each: Any = None,
     ) -> tuple[Row, Row]:
-        """The I/O floor row, then the real command's row, compared. Each has the server's
-        connections to itself: the product's pools close theirs before the floor runs, the
-        floor's close before the product's row (they open again as needed, in the warm-up)."""
-        await self.services.database.dispose()
-        if warm:
-            await self.warm(floor, FLOOR_OK)
-        else:  # its first run would spoil the row (a cold cache): its connections open only
-            await self.warm(lambda c, n: "/floor_search nothing-matches", FLOOR_OK)
-        if before_each is not None:
-            await before_each()
-        floor_row = self.add(
-            Row.from_stats(f"I/O floor: {name}", await self.run_row(floor, check=FLOOR_OK))
-        )
-        await self.drivers.release()
-        if warm:
-            await self.warm(real, check)
-        else:
-            await self.warm(lambda c, n: "/search nothing-matches", SEARCH_OK)
-        if before_each is not None:
-            await before_each()
+        """The I/O floor and the real command, compared: `PAIR_HALVES` halves of each row,
+        alternating floor and product, so that a drift of the machine's load during the pair
+        weighs on both rows alike. Each half has the server's connections to itself: the
+        product's pools close theirs before a floor half, the floor's close before a product
+        half (they open again as needed, in the warm-up)."""
+        rounds = math.ceil(self.sizes.updates / len(self.chats) / PAIR_HALVES)
+        floor_halves: list[Stats] = []
+        real_halves: list[Stats] = []
         lag = LoopLag()
-        lag.start()
-        row = Row.from_stats(name, await self.run_row(real, check=check))
-        await lag.stop()
+        for _ in range(PAIR_HALVES):
+            await self.services.database.dispose()
+            if warm:
+                await self.warm(floor, FLOOR_OK)
+            else:  # its first run would spoil the row (a cold cache): its connections open only
+                await self.warm(lambda c, n: "/floor_search nothing-matches", FLOOR_OK)
+            if before_each is not None:
+                await before_each()
+            floor_halves.append(await self.run_row(floor, check=FLOOR_OK, rounds=rounds))
+            await self.drivers.release()
+            if warm:
+                await self.warm(real, check)
+            else:
+                await self.warm(lambda c, n: "/search nothing-matches", SEARCH_OK)
+            if before_each is not None:
+                await before_each()
+            lag.start(keep=True)
+            real_halves.append(await self.run_row(real, check=check, rounds=rounds))
+            await lag.stop()
+        floor_row = self.add(Row.from_stats(f"I/O floor: {name}", Stats.merged(floor_halves)))
+        row = Row.from_stats(name, Stats.merged(real_halves))
         row.extra["loop_lag_p99_ms"] = lag.p99_ms()
         row.compare(floor_row, limit)
         return floor_row, self.add(row)

@@ -97,37 +97,48 @@ class ArchiveService:
         return await asyncio.to_thread(build_export, kept, self._now())
 
     async def import_archive(self, owner: User, data: bytes) -> Imported:
-        """All or nothing: one transaction; no email per snippet (an import is one act)."""
+        """All or nothing: one transaction, a few statements whatever the archive holds; no
+        email per snippet (an import is one act)."""
         items = await asyncio.to_thread(read_import, data, self._max_snippet_bytes)
         now = self._now()
-        added = skipped = 0
         async with self._uow() as uow:
             present = {(s.title, s.code) for s in await uow.snippets.all_of(owner.id)}
+            fresh: dict[tuple[str, str], ImportItem] = {}
             for item in items:
-                if (item.title, item.code) in present:
-                    skipped += 1
-                    continue
-                present.add((item.title, item.code))
-                snippet = Snippet(
-                    id=uuid.uuid4(),
-                    owner_id=owner.id,
-                    ref=await uow.users.next_snippet_ref(owner.id),
-                    title=item.title,
-                    code=item.code,
-                    language=item.language,
-                    created_at=now,
-                    updated_at=now,
+                if (item.title, item.code) not in present:
+                    fresh.setdefault((item.title, item.code), item)
+            added = list(fresh.values())
+            if added:
+                first_ref = await uow.users.reserve_snippet_refs(owner.id, len(added))
+                created = [
+                    Snippet(
+                        id=uuid.uuid4(),
+                        owner_id=owner.id,
+                        ref=first_ref + number,
+                        title=item.title,
+                        code=item.code,
+                        language=item.language,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    for number, item in enumerate(added)
+                ]
+                await uow.snippets.add_all(created)
+                pairs = list(zip(created, added, strict=True))
+                await uow.tags.add_all(
+                    owner.id, {snippet.id: item.tags for snippet, item in pairs if item.tags}
                 )
-                await uow.snippets.add(snippet)
-                if item.tags:
-                    await uow.tags.set(owner.id, snippet.id, item.tags)
-                for revision in item.revisions:
-                    await uow.revisions.add(replace(revision, snippet_id=snippet.id))
-                added += 1
+                await uow.revisions.add_all(
+                    [
+                        replace(revision, snippet_id=snippet.id)
+                        for snippet, item in pairs
+                        for revision in item.revisions
+                    ]
+                )
             await uow.commit()
         if added:
             await self._cache.forget_list(owner.id)
-        return Imported(added, skipped)
+        return Imported(len(added), len(items) - len(added))
 
 
 # -- export -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Repositories never commit: the unit of work owns the transaction, and leaving it
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -60,9 +60,15 @@ class UserRepository(Protocol):
     async def next_snippet_ref(self, user_id: UUID) -> int:
         """Atomically hands out the user's next snippet ref (1, 2, 3, …); never reuses one."""
 
+    async def reserve_snippet_refs(self, user_id: UUID, count: int) -> int:
+        """Atomically hands out `count` consecutive refs at once; returns the first."""
+
 
 class SnippetRepository(Protocol):
     async def add(self, snippet: Snippet) -> None: ...
+
+    async def add_all(self, snippets: Sequence[Snippet]) -> None:
+        """Adds them in as few statements as the database allows (an import)."""
 
     async def get(self, snippet_id: UUID) -> Snippet | None: ...
 
@@ -106,12 +112,18 @@ class TagRepository(Protocol):
     async def set(self, owner_id: UUID, snippet_id: UUID, tags: Sequence[str]) -> None:
         """Replaces the snippet's tags."""
 
+    async def add_all(self, owner_id: UUID, tags: Mapping[UUID, Sequence[str]]) -> None:
+        """Tags new snippets (by snippet id), in as few statements as the database allows."""
+
     async def counts(self, owner_id: UUID) -> list[tuple[str, int]]:
         """The owner's tags on live snippets with how many each, most used first."""
 
 
 class RevisionRepository(Protocol):
     async def add(self, revision: Revision) -> None: ...
+
+    async def add_all(self, revisions: Sequence[Revision]) -> None:
+        """Adds kept versions of new snippets, in as few statements as the database allows."""
 
     async def last_number(self, snippet_id: UUID) -> int:
         """0 when the snippet has no kept version yet."""

@@ -4,7 +4,7 @@ work's connection. None of them commits."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -23,16 +23,21 @@ _LIVE_SNIPPET = snippets.c.deleted_at.is_(None)
 class SqlTagRepository(_Repository):
     async def set(self, owner_id: UUID, snippet_id: UUID, tags: Sequence[str]) -> None:
         await self._execute(sa.delete(snippet_tags).where(snippet_tags.c.snippet_id == snippet_id))
-        if tags:
+        await self.add_all(owner_id, {snippet_id: tags})
+
+    async def add_all(self, owner_id: UUID, tags: Mapping[UUID, Sequence[str]]) -> None:
+        rows = [
+            {"snippet_id": snippet_id, "owner_id": owner_id, "tag": tag}
+            for snippet_id, names in tags.items()
+            for tag in names
+        ]
+        if rows:
             # Two changes at once may both insert a tag: the second one is a no-op, not an error.
-            await self._execute(
-                self._upsert(snippet_tags)
-                .values(
-                    [{"snippet_id": snippet_id, "owner_id": owner_id, "tag": tag} for tag in tags]
-                )
-                .on_conflict_do_nothing(
+            await self._execute_many(
+                self._upsert(snippet_tags).on_conflict_do_nothing(
                     index_elements=[snippet_tags.c.snippet_id, snippet_tags.c.tag]
-                )
+                ),
+                rows,
             )
 
     async def counts(self, owner_id: UUID) -> list[tuple[str, int]]:
@@ -51,14 +56,17 @@ class SqlTagRepository(_Repository):
 
 class SqlRevisionRepository(_Repository):
     async def add(self, revision: Revision) -> None:
-        # A number taken meanwhile (two edits racing on SQLite) keeps the first: no error.
-        await self._execute(
-            self._upsert(snippet_revisions)
-            .on_conflict_do_nothing(
-                index_elements=[snippet_revisions.c.snippet_id, snippet_revisions.c.number]
+        await self.add_all([revision])
+
+    async def add_all(self, revisions: Sequence[Revision]) -> None:
+        if revisions:
+            # A number taken meanwhile (two edits racing on SQLite) keeps the first: no error.
+            await self._execute_many(
+                self._upsert(snippet_revisions).on_conflict_do_nothing(
+                    index_elements=[snippet_revisions.c.snippet_id, snippet_revisions.c.number]
+                ),
+                [values_of(revision) for revision in revisions],
             )
-            .values(**values_of(revision))
-        )
 
     async def last_number(self, snippet_id: UUID) -> int:
         result = await self._execute(

@@ -62,6 +62,11 @@ class _Repository:
         with unavailable_as_domain_error():
             return await self._connection.execute(statement, parameters)
 
+    async def _execute_many(self, statement: sa.Executable, rows: Sequence[dict[str, Any]]) -> None:
+        """One statement for many rows (the driver batches them)."""
+        with unavailable_as_domain_error():
+            await self._connection.execute(statement, list(rows))
+
     def _upsert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
         """An INSERT that understands ON CONFLICT, in the dialect of this connection."""
         if self._connection.dialect.name == "postgresql":
@@ -107,20 +112,23 @@ class SqlUserRepository(_Repository):
         )
 
     async def next_snippet_ref(self, user_id: UUID) -> int:
+        return await self.reserve_snippet_refs(user_id, 1)
+
+    async def reserve_snippet_refs(self, user_id: UUID, count: int) -> int:
         # One statement: the row lock serialises concurrent callers, each sees the last value.
-        result = await self._execute(_NEXT_SNIPPET_REF, {"user_id": user_id})
-        ref = result.scalar_one_or_none()
-        if ref is None:
+        result = await self._execute(_RESERVE_SNIPPET_REFS, {"user_id": user_id, "count": count})
+        last = result.scalar_one_or_none()
+        if last is None:
             raise LookupError(f"no user {user_id}")
-        return int(ref)
+        return int(last) - count + 1
 
 
 _USER_COLUMNS = columns_for(users, User)
 # Built once, values bound per call (see `snippet_reads`): every /save runs both.
-_NEXT_SNIPPET_REF = (
+_RESERVE_SNIPPET_REFS = (
     sa.update(users)
     .where(users.c.id == sa.bindparam("user_id"))
-    .values(snippet_seq=users.c.snippet_seq + 1)
+    .values(snippet_seq=users.c.snippet_seq + sa.bindparam("count", type_=sa.Integer))
     .returning(users.c.snippet_seq)
 )
 _INSERT_SNIPPET = sa.insert(snippets)
@@ -130,12 +138,20 @@ def _user(row: Row[Any]) -> User:
     return from_row(User, row)
 
 
+def _snippet_row(snippet: Snippet) -> dict[str, Any]:
+    # Tags live in a table of their own (see `SqlTagRepository`).
+    row = values_of(snippet)
+    del row["tags"]
+    return row
+
+
 class SqlSnippetRepository(_Repository):
     async def add(self, snippet: Snippet) -> None:
-        # Tags live in a table of their own (see `SqlTagRepository`).
-        row = values_of(snippet)
-        del row["tags"]
-        await self._execute(_INSERT_SNIPPET, row)
+        await self._execute(_INSERT_SNIPPET, _snippet_row(snippet))
+
+    async def add_all(self, snippets: Sequence[Snippet]) -> None:
+        if snippets:
+            await self._execute_many(_INSERT_SNIPPET, [_snippet_row(s) for s in snippets])
 
     async def get(self, snippet_id: UUID) -> Snippet | None:
         statement = snippet_reads(self._connection.dialect.name).by_id

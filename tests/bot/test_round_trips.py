@@ -4,7 +4,10 @@ that make exactly these)."""
 
 from __future__ import annotations
 
+import io
+import json
 import secrets
+import zipfile
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -116,3 +119,54 @@ async def test_each_hot_command_makes_only_the_round_trips_it_needs(
     assert "sorted(xs)" in await bot.say(1, "/get 2")
     assert trips.kinds == {"SELECT": 1, "INSERT": 1}
     assert trips.redis == 1
+
+
+def _export_of(count: int) -> bytes:
+    """A SnippetVault export of `count` snippets, each with two tags and two kept versions."""
+    records = [
+        {
+            "title": f"Snippet {n}",
+            "language": "python",
+            "code": f"def f{n}():\n    return {n}\n",
+            "tags": ["imported", f"batch{n % 3}"],
+            "revisions": [
+                {
+                    "number": version,
+                    "title": f"Snippet {n}",
+                    "language": "python",
+                    "code": f"def f{n}():\n    return {version}\n",
+                    "created_at": "2026-01-01T00:00:00+00:00",
+                }
+                for version in (1, 2)
+            ],
+        }
+        for n in range(count)
+    ]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "snippets.json", json.dumps({"format": "snippetvault", "snippets": records})
+        )
+    return buffer.getvalue()
+
+
+async def test_an_import_makes_as_many_statements_for_300_snippets_as_for_3(
+    deployed: tuple[BotHarness, RoundTrips],
+) -> None:
+    """One transaction of a few statements, whatever the archive holds: it used to make five
+    per snippet (its ref, the row, its tags, each kept version), holding the owner's row lock
+    for thousands of round trips."""
+    bot, trips = deployed
+    statements = []
+    for chat, count in ((2, 3), (3, 300)):
+        await bot.user(chat)
+        trips.clear()
+        update = bot.tg.document(
+            chat, chat, "export.zip", _export_of(count), "application/zip", enqueue=False
+        )
+        [reply] = await bot.exchange(chat, update)
+        assert f"Imported {count} snippets" in reply.text
+        statements.append(trips.kinds)
+    assert statements[0] == statements[1], statements
+    assert "#300 Snippet 299 · Python · #batch2 #imported" in await bot.say(3, "/list")
+    assert "v2" in await bot.say(3, "/history 300")

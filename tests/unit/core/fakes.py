@@ -16,7 +16,7 @@ import builtins
 import copy
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -323,15 +323,18 @@ class FakeUserRepository(_Repository):
         self._uow.change(set_password)
 
     async def next_snippet_ref(self, user_id: UUID) -> int:
+        return await self.reserve_snippet_refs(user_id, 1)
+
+    async def reserve_snippet_refs(self, user_id: UUID, count: int) -> int:
         if user_id not in self._t.users and user_id not in self._uow.db.committed.users:
             raise LookupError(f"no user {user_id}")
         await self._uow.lock_user_row(user_id)
 
-        def next_ref(tables: Tables) -> int:
-            tables.snippet_seq[user_id] = tables.snippet_seq.get(user_id, 0) + 1
-            return tables.snippet_seq[user_id]
+        def reserve(tables: Tables) -> int:
+            tables.snippet_seq[user_id] = tables.snippet_seq.get(user_id, 0) + count
+            return tables.snippet_seq[user_id] - count + 1
 
-        return self._uow.change(next_ref)
+        return self._uow.change(reserve)
 
 
 def _summary(snippet: Snippet) -> SnippetSummary:
@@ -361,6 +364,10 @@ class FakeSnippetRepository(_Repository):
             tables.snippets[snippet.id] = replace(snippet, tags=())
 
         self._uow.change(add)
+
+    async def add_all(self, snippets: Sequence[Snippet]) -> None:
+        for snippet in snippets:
+            await self.add(snippet)
 
     def _live(self) -> list[Snippet]:
         tables = self._t
@@ -488,6 +495,10 @@ class FakeTagRepository(_Repository):
 
         self._uow.change(set_tags)
 
+    async def add_all(self, owner_id: UUID, tags: Mapping[UUID, Sequence[str]]) -> None:
+        for snippet_id, names in tags.items():
+            await self.set(owner_id, snippet_id, names)
+
     async def counts(self, owner_id: UUID) -> list[tuple[str, int]]:
         counted: dict[str, int] = {}
         tables = self._t
@@ -505,6 +516,10 @@ class FakeRevisionRepository(_Repository):
         self._uow.change(
             lambda tables: tables.revisions.setdefault(revision.snippet_id, []).append(revision)
         )
+
+    async def add_all(self, revisions: Sequence[Revision]) -> None:
+        for revision in revisions:
+            await self.add(revision)
 
     async def last_number(self, snippet_id: UUID) -> int:
         kept = self._t.revisions.get(snippet_id, [])

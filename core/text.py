@@ -283,25 +283,45 @@ class _LexerTable:
     name_by_alias: dict[str, str]
     first_alias: dict[str, str]
     extension: dict[str, str]
-    file_patterns: tuple[tuple[re.Pattern[str], str], ...]
+    by_suffix: dict[str, list[tuple[int, str]]]
+    """`*.py` patterns by their suffix (`.py`): nearly all of them, matched by lookups."""
+    by_file_name: dict[str, list[tuple[int, str]]]
+    """Patterns without wildcards (`Dockerfile`)."""
+    other_patterns: tuple[tuple[int, re.Pattern[str], str], ...]
+    """The dozen left (`Makefile.*`, `*.[1-9]`), matched as Pygments does."""
 
 
 def _read_lexer_table() -> _LexerTable:
+    """Each file pattern keeps its place in Pygments' order, so that claims come in it."""
     name_by_alias: dict[str, str] = {}
     first_alias: dict[str, str] = {}
     extension: dict[str, str] = {}
-    file_patterns: list[tuple[re.Pattern[str], str]] = []
+    by_suffix: dict[str, list[tuple[int, str]]] = {}
+    by_file_name: dict[str, list[tuple[int, str]]] = {}
+    other_patterns: list[tuple[int, re.Pattern[str], str]] = []
+    order = 0
     for name, aliases, patterns, _ in get_all_lexers(plugins=False):
         for alias in aliases:
             name_by_alias.setdefault(alias, name)
         first_alias.setdefault(name, aliases[0] if aliases else "plaintext")
         extensions = [pattern[1:] for pattern in patterns if _EXTENSION.fullmatch(pattern)]
         extension.setdefault(name, extensions[0] if extensions else ".txt")
-        file_patterns += [(re.compile(fnmatch.translate(pattern)), name) for pattern in patterns]
-    return _LexerTable(name_by_alias, first_alias, extension, tuple(file_patterns))
+        for pattern in patterns:
+            order += 1
+            if _SUFFIX.fullmatch(pattern):
+                by_suffix.setdefault(pattern[1:], []).append((order, name))
+            elif not _WILDCARD.search(pattern):
+                by_file_name.setdefault(pattern, []).append((order, name))
+            else:
+                other_patterns.append((order, re.compile(fnmatch.translate(pattern)), name))
+    return _LexerTable(
+        name_by_alias, first_alias, extension, by_suffix, by_file_name, tuple(other_patterns)
+    )
 
 
 _EXTENSION = re.compile(r"\*(\.[\w+-]+)")
+_WILDCARD = re.compile(r"[*?\[\]]")
+_SUFFIX = re.compile(r"\*\.[^*?\[\]]+")
 _LEXERS = _read_lexer_table()
 
 
@@ -313,14 +333,22 @@ def _by_hint(alias: str) -> str | None:
 
 def file_claims(filename: str | None) -> tuple[str, ...]:
     """The languages whose lexers claim `filename` by its name (`*.py`, `Dockerfile`), in
-    Pygments' order, each once."""
+    Pygments' order, each once: a lookup per dot in the name, not a pattern per lexer."""
     if not filename:
         return ()
     name = _base_name(filename)
-    claims = dict.fromkeys(
-        _canonical(language) for pattern, language in _LEXERS.file_patterns if pattern.match(name)
-    )
-    return tuple(claims)
+    table = _LEXERS
+    found = list(table.by_file_name.get(name, ()))
+    dot = name.find(".")
+    while dot != -1:
+        found += table.by_suffix.get(name[dot:], ())
+        dot = name.find(".", dot + 1)
+    found += [
+        (order, language)
+        for order, pattern, language in table.other_patterns
+        if pattern.match(name)
+    ]
+    return tuple(dict.fromkeys(_canonical(language) for _, language in sorted(found)))
 
 
 def _base_name(filename: str) -> str:
